@@ -1,0 +1,95 @@
+"""shardgrad: a PyTorch-compatible autograd core on numpy (CPU) and cupy (CUDA).
+
+`import shardgrad as torch` works for the supported subset: the names, signatures and
+numbers follow torch's.
+"""
+
+from __future__ import annotations
+
+from . import _dtype, autograd, backend
+from ._dtype import (
+    bool_,
+    double,
+    dtype,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import device
+from .factory import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    is_tensor,
+    linspace,
+    logspace,
+    manual_seed,
+    numel,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .ops import *  # noqa: F403 - the op families' public functions
+from .random import get_rng_state, initial_seed, seed, set_rng_state
+from .tensor import Size, Tensor
+
+bool = bool_  # noqa: A001 - torch.bool
+FloatTensor = DoubleTensor = LongTensor = None  # legacy constructors are not provided
+
+__version__ = "0.1.0"
+
+
+class _Cuda:
+    """`shardgrad.cuda`: availability and device count, without importing cupy eagerly."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return backend.cuda_is_available()
+
+    @staticmethod
+    def device_count() -> int:
+        return backend.cupy().cuda.runtime.getDeviceCount() if backend.cuda_is_available() else 0
+
+    @staticmethod
+    def synchronize(device=None) -> None:
+        if backend.cuda_is_available():
+            backend.cupy().cuda.Device().synchronize()
+
+    @staticmethod
+    def manual_seed(seed: int) -> None:
+        from . import random as _r  # noqa: PLC0415
+
+        _r._cuda_generators.clear()
+
+    manual_seed_all = manual_seed
+
+
+cuda = _Cuda()
+
+del _dtype

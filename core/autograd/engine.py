@@ -1,0 +1,192 @@
+"""The backward engine.
+
+It walks the graph from the roots without recursion: a first pass counts, for every node,
+how many edges point into it; a second pass runs a node once all of its consumers have
+handed it their gradient, so each node runs exactly once with its summed incoming gradient.
+Leaves accumulate into `.grad`; tensor hooks run on the gradient of their tensor before it
+flows on. Saved tensors are released as each node finishes unless `retain_graph` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import grad_mode
+from .node import AccumulateGrad, Node
+
+
+def _collect_dependencies(roots: list[Node]) -> dict[Node, int]:
+    deps: dict[Node, int] = {}
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            child = edge[0]
+            deps[child] = deps.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return deps
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def run_backward(
+    tensors: Sequence,
+    grad_tensors: Sequence,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence | None = None,
+    allow_unused: bool = False,
+) -> tuple | None:
+    """Shared by `Tensor.backward` (inputs=None: accumulate into leaves) and
+    `autograd.grad` (inputs given: return their gradients, leave `.grad` alone)."""
+    from ..tensor import Tensor  # noqa: PLC0415
+
+    capture: dict[tuple[Node, int], int] = {}
+    if inputs is not None:
+        for i, t in enumerate(inputs):
+            if not t._requires_grad:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            capture[t._edge()] = i
+    results: list = [None] * (len(inputs) if inputs is not None else 0)
+
+    buffers: dict[Node, list] = {}
+    roots: list[Node] = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t._requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        node, nr = t._edge()
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node.n_outputs
+            roots.append(node)
+        buf[nr] = _add(buf[nr], g)
+
+    # Arrays already handed out in this pass (root gradients, leaves' grads): a leaf never
+    # keeps a `.grad` that aliases another tensor's memory, so in-place edits stay local.
+    handed_out = {id(g._data) for g in grad_tensors}
+    deps = _collect_dependencies(roots)
+    ready = [n for n in roots if deps.get(n, 0) == 0]
+    accumulate = inputs is None
+
+    with grad_mode.set_grad_enabled(create_graph):
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node)
+            if node._pre_hooks:
+                for nr, hooks in node._pre_hooks.items():
+                    for hook in hooks:
+                        if grads[nr] is None:
+                            continue
+                        new = hook(grads[nr])
+                        if new is not None:
+                            grads[nr] = new
+            if capture:
+                for nr in range(node.n_outputs):
+                    slot = capture.get((node, nr))
+                    if slot is not None:
+                        results[slot] = grads[nr]
+            if type(node) is AccumulateGrad:
+                if accumulate:
+                    _accumulate_leaf(node, grads[0], create_graph, handed_out)
+                continue
+            if node.n_outputs > 1:
+                grads = _materialize_missing(node, grads, Tensor)
+            in_grads = node.run_backward(tuple(grads))
+            if not retain_graph:
+                node.release()
+            for edge, g in zip(node.next_edges, in_grads):
+                if edge is None:
+                    continue
+                child, nr = edge
+                if g is not None:
+                    buf = buffers.get(child)
+                    if buf is None:
+                        buf = buffers[child] = [None] * child.n_outputs
+                    buf[nr] = g if buf[nr] is None else buf[nr] + g
+                left = deps[child] - 1
+                deps[child] = left
+                if left == 0:
+                    if child in buffers:
+                        ready.append(child)
+                    else:  # nothing flowed in: still release it, but skip its work
+                        _skip(child, deps, buffers, ready)
+
+    if inputs is None:
+        return None
+    for i, r in enumerate(results):
+        if r is None and not allow_unused:
+            raise RuntimeError(
+                "One of the differentiated Tensors appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+        if r is not None and not create_graph:
+            results[i] = r.detach()
+    return tuple(results)
+
+
+def _skip(node: Node, deps: dict, buffers: dict, ready: list) -> None:
+    """A node that received no gradient at all: its inputs' counters still drop."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        for edge in n.next_edges:
+            if edge is None:
+                continue
+            child = edge[0]
+            deps[child] -= 1
+            if deps[child] == 0:
+                if child in buffers:
+                    ready.append(child)
+                else:
+                    stack.append(child)
+
+
+def _materialize_missing(node: Node, grads: list, Tensor) -> list:
+    """Multi-output nodes get zeros for outputs that received no gradient, as in torch."""
+    metas = getattr(node, "_out_meta", None)
+    out = list(grads)
+    for i, g in enumerate(out):
+        if g is None and metas is not None:
+            shape, dtype, dev = metas[i]
+            from .. import factory  # noqa: PLC0415
+
+            out[i] = factory.zeros(shape, dtype=dtype, device=dev)
+    return out
+
+
+def _accumulate_leaf(node: AccumulateGrad, grad, create_graph: bool, handed_out: set) -> None:
+    from ..tensor import Tensor  # noqa: PLC0415
+
+    leaf = node.variable
+    if leaf is None or grad is None:
+        return
+    for hook in node.variable_hooks:
+        new = hook(grad)
+        if new is not None:
+            grad = new
+    if leaf.grad is None:
+        if create_graph:
+            leaf.grad = grad
+        else:
+            data = grad._data
+            if id(data) in handed_out or data.base is not None or not data.flags.writeable:
+                data = data.copy()
+            handed_out.add(id(data))
+            leaf.grad = Tensor._make(data)
+    elif create_graph:
+        leaf.grad = leaf.grad + grad
+    else:
+        leaf.grad._data = leaf.grad._data + grad._data
+    for hook in getattr(leaf, "_post_accumulate_hooks", ()) or ():
+        hook(leaf)

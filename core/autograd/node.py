@@ -1,0 +1,211 @@
+"""Graph nodes: what `tensor.grad_fn` is.
+
+Every differentiable op is a subclass of `Op` with `forward` (arrays in, array out) and
+`backward` (gradient Tensors in, input-gradient Tensors out) side by side. `Op.apply` runs the
+forward and, only when grad mode is on and some input requires grad, records the node: its
+edges to the inputs' nodes and the tensors it saved. Because backward is written with Tensor
+ops, the same formulas give higher-order gradients when the engine runs them with
+`create_graph=True`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from . import grad_mode
+
+_FREED_MSG = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward."
+)
+
+
+class Node:
+    """Base of every graph node. `next_edges[i]` is `(node, output_nr)` for input i, or None."""
+
+    next_edges: tuple = ()
+    n_outputs: int = 1
+    _released: bool = False
+    _had_saved: bool = False
+    _pre_hooks: dict | None = None  # output_nr -> [hook(grad) -> grad | None]
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((e[0], e[1]) if e is not None else (None, 0) for e in self.next_edges)
+
+    def run_backward(self, grads: tuple) -> tuple:
+        """Engine entry point: checks the saved state is still there, then calls backward."""
+        if self._released and self._had_saved:
+            raise RuntimeError(_FREED_MSG)
+        out = self.backward(*grads)
+        if type(out) is not tuple:
+            out = (out,)
+        return out
+
+    def release(self) -> None:
+        """Drop saved tensors once the graph has been used (unless retain_graph)."""
+        self._released = True
+
+    def add_pre_hook(self, output_nr: int, hook) -> None:
+        if self._pre_hooks is None:
+            self._pre_hooks = {}
+        self._pre_hooks.setdefault(output_nr, []).append(hook)
+
+    def register_hook(self, hook):  # torch's Node.register_hook (post hook) is rarely used
+        raise NotImplementedError("Node.register_hook is not supported; use Tensor.register_hook")
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf that requires grad: adds incoming gradients into `leaf.grad`."""
+
+    def __init__(self, leaf) -> None:
+        self._leaf = weakref.ref(leaf)
+        self.variable_hooks: list = []
+
+    @property
+    def variable(self):
+        return self._leaf()
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def backward(self, grad):  # the engine handles leaves itself; see engine.py
+        return ()
+
+
+class Op(Node):
+    """A built-in differentiable op.
+
+    Subclasses set `save_inputs` (indices of inputs whose Tensors backward reads) and
+    `save_output` (backward reads the result), write `forward(self, *arrays, **kwargs)`
+    returning an array, and `backward(self, grad)` returning one gradient (or None) per input.
+    Large extra arrays that backward needs go in `self.extras` so they are freed with the graph;
+    small metadata (shapes, axes) go in plain attributes.
+    """
+
+    save_inputs: tuple[int, ...] = ()
+    save_output: bool = False
+    extras: Any = None
+    needs_input_grad: tuple[bool, ...] = ()
+    _saved: tuple = ()
+    _versions: tuple = ()
+
+    def name(self) -> str:
+        return type(self).__name__ + "Backward0"
+
+    # The hot path of every op in shardgrad: keep it short.
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        node = cls()
+        arrays = []
+        any_grad = False
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a._data)
+                if a._requires_grad:
+                    any_grad = True
+            else:
+                arrays.append(a)
+        out = node.forward(*arrays, **kwargs)
+        if type(out) is not np.ndarray and type(out) is not tuple:
+            out = _as_array(out)
+        if not (any_grad and grad_mode.state.enabled):
+            if type(out) is tuple:
+                return tuple(Tensor._make(o) for o in out)
+            return Tensor._make(out)
+        node._record(args)
+        if type(out) is tuple:
+            node.n_outputs = len(out)
+            return tuple(Tensor._make(o, node, i) for i, o in enumerate(out))
+        result = Tensor._make(out, node, 0)
+        if cls.save_output:
+            node._out_data = out
+            node._out_vbox = result._vbox
+            node._out_version = result._vbox[0]
+            node._had_saved = True
+        return result
+
+    def _record(self, args: tuple) -> None:
+        edges = []
+        needs = []
+        for a in args:
+            if isinstance(a, Tensor) and a._requires_grad:
+                edges.append(a._edge())
+                needs.append(True)
+            else:
+                edges.append(None)
+                needs.append(False)
+        self.next_edges = tuple(edges)
+        self.needs_input_grad = tuple(needs)
+        if self.save_inputs:
+            saved = tuple(args[i] for i in self.save_inputs)
+            self._saved = saved
+            self._versions = tuple(t._vbox[0] if isinstance(t, Tensor) else 0 for t in saved)
+            self._had_saved = True
+        if self.extras is not None:
+            self._had_saved = True
+
+    @property
+    def saved(self) -> tuple:
+        """The saved inputs (and the output last, if `save_output`), checked for in-place edits."""
+        if self._released and self._had_saved:
+            raise RuntimeError(_FREED_MSG)
+        for t, v in zip(self._saved, self._versions):
+            if isinstance(t, Tensor) and t._vbox[0] != v:
+                _raise_modified(t, v, self)
+        if not self.save_output:
+            return self._saved
+        if self._out_vbox[0] != self._out_version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: output 0 of {self.name()} is at version "
+                f"{self._out_vbox[0]}; expected version {self._out_version} instead."
+            )
+        out = Tensor._make(self._out_data, self, 0)
+        out._vbox = self._out_vbox
+        return (*self._saved, out)
+
+    def release(self) -> None:
+        self._released = True
+        self._saved = ()
+        self.extras = None
+        self._out_data = None
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _raise_modified(t, expected: int, node: Node) -> None:
+    raise RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{t.dtype.name.capitalize()}Tensor {list(t.shape)}] is at version "
+        f"{t._vbox[0]}; expected version {expected} instead. Hint: the tensor was saved by "
+        f"{node.name()}; avoid changing it in place before backward."
+    )
+
+
+def _as_array(x):
+    from ..backend import is_array  # noqa: PLC0415
+
+    if is_array(x):
+        return x
+    return np.asarray(x)
+
+
+# Bound at import time by tensor.py to avoid an import cycle.
+Tensor: Any = None

@@ -1,0 +1,1 @@
+"""shardgrad.nn (to be filled: Module, Parameter, layers, losses, functional, init, utils)."""

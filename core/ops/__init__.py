@@ -1,0 +1,19 @@
+"""The op families. Each module holds its ops (forward beside backward), the public
+functions, and a `TENSOR_METHODS` table installed onto Tensor here."""
+
+from __future__ import annotations
+
+from ..tensor import install_methods
+from . import convert, elementwise, indexing, inplace, join, linalg, nn_ops, reduce, shape, sorting
+from .convert import *  # noqa: F403
+from .elementwise import *  # noqa: F403
+from .indexing import *  # noqa: F403
+from .join import *  # noqa: F403
+from .linalg import *  # noqa: F403
+from .reduce import *  # noqa: F403
+from .shape import *  # noqa: F403
+from .sorting import *  # noqa: F403
+
+_FAMILIES = (elementwise, reduce, shape, join, sorting, linalg, indexing, convert, inplace, nn_ops)
+for _family in _FAMILIES:
+    install_methods(_family.TENSOR_METHODS)

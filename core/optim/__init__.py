@@ -1,0 +1,1 @@
+"""shardgrad.optim (to be filled: SGD, Adam, AdamW, RMSprop, Adagrad, lr_scheduler)."""
