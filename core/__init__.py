@@ -77,12 +77,12 @@ class _Cuda:
         return backend.cupy().cuda.runtime.getDeviceCount() if backend.cuda_is_available() else 0
 
     @staticmethod
-    def synchronize(device=None) -> None:
+    def synchronize(device=None) -> None:  # noqa: F811 - torch's parameter name
         if backend.cuda_is_available():
             backend.cupy().cuda.Device().synchronize()
 
     @staticmethod
-    def manual_seed(seed: int) -> None:
+    def manual_seed(seed: int) -> None:  # noqa: F811 - torch's parameter name
         from . import random as _r  # noqa: PLC0415
 
         _r._cuda_generators.clear()

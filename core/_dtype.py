@@ -7,10 +7,12 @@ between the two spellings.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
-# The module below rebinds `float`, `int` and `bool`-like names to dtypes, as torch does.
-_py_float, _py_int, _py_bool = (type(0.0), type(0), type(True))
+# The module below rebinds `float` and `int` to dtypes, as torch does.
+_py_float, _py_int, _py_bool = builtins.float, builtins.int, builtins.bool
 
 
 class dtype:  # noqa: N801 - torch spells it lower-case

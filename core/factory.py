@@ -44,11 +44,22 @@ def _to_array(data, dtype=None, device=None):
 
 
 def _contains_tensor(seq) -> bool:
-    return builtins.any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in seq)
+    return builtins.any(
+        isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in seq
+    )
 
 
 def _nested_tensors_to_lists(seq):
-    return [x.item() if isinstance(x, Tensor) and x.ndim == 0 else (x.tolist() if isinstance(x, Tensor) else (_nested_tensors_to_lists(x) if isinstance(x, (list, tuple)) else x)) for x in seq]
+    return [
+        x.item()
+        if isinstance(x, Tensor) and x.ndim == 0
+        else (
+            x.tolist()
+            if isinstance(x, Tensor)
+            else (_nested_tensors_to_lists(x) if isinstance(x, (list, tuple)) else x)
+        )
+        for x in seq
+    ]
 
 
 def _finish(arr, requires_grad: bool) -> Tensor:
@@ -118,7 +129,9 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if dtype is None:
         dtype = _infer_scalar_dtype(fill_value)
-    return _fill(fill_value, (size,) if isinstance(size, int) else tuple(size), dtype, device, requires_grad)
+    return _fill(
+        fill_value, (size,) if isinstance(size, int) else tuple(size), dtype, device, requires_grad
+    )
 
 
 def _infer_scalar_dtype(v):
@@ -148,7 +161,9 @@ def empty_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = Fals
     return empty(t.shape, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def full_like(t: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def full_like(
+    t: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
     d, dev = _like(t, dtype, device)
     return full(t.shape, fill_value, dtype=d, device=dev, requires_grad=requires_grad)
 
@@ -163,7 +178,9 @@ def randn_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = Fals
     return randn(t.shape, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def arange(
+    start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -175,8 +192,12 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     return _finish(arr, requires_grad)
 
 
-def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    arr = _xp(device).linspace(start, end, steps, dtype=np.float64).astype(_dtype.as_dtype(dtype).np)
+def linspace(
+    start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
+    arr = (
+        _xp(device).linspace(start, end, steps, dtype=np.float64).astype(_dtype.as_dtype(dtype).np)
+    )
     return _finish(arr, requires_grad)
 
 
@@ -185,7 +206,9 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
     return Tensor._make(arr)
 
 
-def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
     arr = _xp(device).eye(n, m, dtype=_dtype.as_dtype(dtype).np)
     return _finish(arr, requires_grad)
 

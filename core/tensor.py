@@ -143,7 +143,13 @@ class Tensor:
         self._requires_grad = False
         return self
 
-    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
+    def backward(
+        self,
+        gradient=None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs=None,
+    ) -> None:
         if gradient is None:
             if self._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
@@ -163,7 +169,14 @@ class Tensor:
             retain_graph = create_graph
         if inputs is not None:
             inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-            grads = engine.run_backward([self], [gradient], True if retain_graph else False, create_graph, inputs, allow_unused=True)
+            grads = engine.run_backward(
+                [self],
+                [gradient],
+                True if retain_graph else False,
+                create_graph,
+                inputs,
+                allow_unused=True,
+            )
             for t, g in zip(inputs, grads):
                 if g is not None:
                     t.grad = g if t.grad is None else t.grad + g
@@ -186,7 +199,9 @@ class Tensor:
 
     def register_post_accumulate_grad_hook(self, hook) -> _Handle:
         if self.grad_fn is not None:
-            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+            raise RuntimeError(
+                "post accumulate grad hooks cannot be registered on non-leaf tensors"
+            )
         hooks = getattr(self, "_post_accumulate_hooks", None)
         if hooks is None:
             hooks = self._post_accumulate_hooks = []
@@ -328,7 +343,12 @@ class Tensor:
     def __repr__(self) -> str:
         arr = self._data if self.device.type == "cpu" else self._data.get()
         body = np.array2string(
-            arr, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3,
+            arr,
+            separator=", ",
+            prefix="tensor(",
+            precision=4,
+            threshold=1000,
+            edgeitems=3,
             floatmode="maxprec_equal" if arr.dtype.kind == "f" else "maxprec",
         )
         extras = []

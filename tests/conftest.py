@@ -30,7 +30,11 @@ def pair(array: np.ndarray, requires_grad: bool = True):
     """The same float64 data as a shardgrad tensor and a torch tensor, both leaves."""
     import torch
 
-    a = np.array(array, dtype=np.float64) if np.asarray(array).dtype.kind == "f" else np.array(array)
+    a = (
+        np.array(array, dtype=np.float64)
+        if np.asarray(array).dtype.kind == "f"
+        else np.array(array)
+    )
     grad = requires_grad and a.dtype.kind == "f"
     return sg.tensor(a, requires_grad=grad), torch.tensor(a, requires_grad=grad)
 

@@ -9,9 +9,21 @@ from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = [
-    "Function", "FunctionCtx", "once_differentiable", "grad", "backward", "Variable",
-    "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
-    "gradcheck", "gradgradcheck", "engine", "grad_mode",
+    "Function",
+    "FunctionCtx",
+    "once_differentiable",
+    "grad",
+    "backward",
+    "Variable",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "inference_mode",
+    "is_grad_enabled",
+    "gradcheck",
+    "gradgradcheck",
+    "engine",
+    "grad_mode",
 ]
 
 
@@ -113,13 +125,13 @@ def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa
 
 
 def gradcheck(*args, **kwargs) -> bool:
-    from .gradcheck import gradcheck as _gc  # noqa: PLC0415
+    from ._gradcheck import gradcheck as _gc  # noqa: PLC0415
 
     return _gc(*args, **kwargs)
 
 
 def gradgradcheck(*args, **kwargs) -> bool:
-    from .gradcheck import gradgradcheck as _ggc  # noqa: PLC0415
+    from ._gradcheck import gradgradcheck as _ggc  # noqa: PLC0415
 
     return _ggc(*args, **kwargs)
 

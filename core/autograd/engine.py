@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import grad_mode
-from .node import AccumulateGrad, Node
+from .node import _FREED_MSG, AccumulateGrad, Node
+
+Tensor = None  # bound by tensor.py (import cycle)
 
 
 def _collect_dependencies(roots: list[Node]) -> dict[Node, int]:
@@ -50,8 +52,6 @@ def run_backward(
 ) -> tuple | None:
     """Shared by `Tensor.backward` (inputs=None: accumulate into leaves) and
     `autograd.grad` (inputs given: return their gradients, leave `.grad` alone)."""
-    from ..tensor import Tensor  # noqa: PLC0415
-
     capture: dict[tuple[Node, int], int] = {}
     if inputs is not None:
         for i, t in enumerate(inputs):
@@ -64,7 +64,9 @@ def run_backward(
     roots: list[Node] = []
     for t, g in zip(tensors, grad_tensors):
         if not t._requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
         node, nr = t._edge()
         buf = buffers.get(node)
         if buf is None:
@@ -79,18 +81,15 @@ def run_backward(
     ready = [n for n in roots if deps.get(n, 0) == 0]
     accumulate = inputs is None
 
-    with grad_mode.set_grad_enabled(create_graph):
+    state = grad_mode.state
+    prev_mode = state.enabled
+    state.enabled = create_graph
+    try:
         while ready:
             node = ready.pop()
             grads = buffers.pop(node)
             if node._pre_hooks:
-                for nr, hooks in node._pre_hooks.items():
-                    for hook in hooks:
-                        if grads[nr] is None:
-                            continue
-                        new = hook(grads[nr])
-                        if new is not None:
-                            grads[nr] = new
+                _run_pre_hooks(node, grads)
             if capture:
                 for nr in range(node.n_outputs):
                     slot = capture.get((node, nr))
@@ -101,8 +100,12 @@ def run_backward(
                     _accumulate_leaf(node, grads[0], create_graph, handed_out)
                 continue
             if node.n_outputs > 1:
-                grads = _materialize_missing(node, grads, Tensor)
-            in_grads = node.run_backward(tuple(grads))
+                grads = _materialize_missing(node, grads)
+            if node._released and node._had_saved:
+                raise RuntimeError(_FREED_MSG)
+            in_grads = node.backward(*grads)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
             if not retain_graph:
                 node.release()
             for edge, g in zip(node.next_edges, in_grads):
@@ -119,8 +122,10 @@ def run_backward(
                 if left == 0:
                     if child in buffers:
                         ready.append(child)
-                    else:  # nothing flowed in: still release it, but skip its work
+                    else:  # nothing flowed in: skip its work, but its inputs' counters drop
                         _skip(child, deps, buffers, ready)
+    finally:
+        state.enabled = prev_mode
 
     if inputs is None:
         return None
@@ -152,7 +157,18 @@ def _skip(node: Node, deps: dict, buffers: dict, ready: list) -> None:
                     stack.append(child)
 
 
-def _materialize_missing(node: Node, grads: list, Tensor) -> list:
+def _run_pre_hooks(node: Node, grads: list) -> None:
+    """Tensor hooks of non-leaf outputs: each may replace the gradient it is given."""
+    for nr, hooks in node._pre_hooks.items():
+        for hook in hooks:
+            if grads[nr] is None:
+                continue
+            new = hook(grads[nr])
+            if new is not None:
+                grads[nr] = new
+
+
+def _materialize_missing(node: Node, grads: list) -> list:
     """Multi-output nodes get zeros for outputs that received no gradient, as in torch."""
     metas = getattr(node, "_out_meta", None)
     out = list(grads)
@@ -166,9 +182,7 @@ def _materialize_missing(node: Node, grads: list, Tensor) -> list:
 
 
 def _accumulate_leaf(node: AccumulateGrad, grad, create_graph: bool, handed_out: set) -> None:
-    from ..tensor import Tensor  # noqa: PLC0415
-
-    leaf = node.variable
+    leaf = node._leaf()
     if leaf is None or grad is None:
         return
     for hook in node.variable_hooks:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import is_array
 from . import grad_mode
 
 _FREED_MSG = (
@@ -200,11 +201,9 @@ def _raise_modified(t, expected: int, node: Node) -> None:
 
 
 def _as_array(x):
-    from ..backend import is_array  # noqa: PLC0415
-
-    if is_array(x):
-        return x
-    return np.asarray(x)
+    if isinstance(x, np.generic) or not is_array(x):
+        return np.asarray(x)
+    return x
 
 
 # Bound at import time by tensor.py to avoid an import cycle.

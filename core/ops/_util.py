@@ -48,9 +48,17 @@ def prepare_binary(a, b):
         if da != db:
             target = result_dtype(da, db)
             # torch: a 0-dim tensor does not widen a dimensioned one of the same kind
-            if a._data.ndim == 0 and b._data.ndim > 0 and _KIND_RANK[da.kind] <= _KIND_RANK[db.kind]:
+            if (
+                a._data.ndim == 0
+                and b._data.ndim > 0
+                and _KIND_RANK[da.kind] <= _KIND_RANK[db.kind]
+            ):
                 target = db
-            elif b._data.ndim == 0 and a._data.ndim > 0 and _KIND_RANK[db.kind] <= _KIND_RANK[da.kind]:
+            elif (
+                b._data.ndim == 0
+                and a._data.ndim > 0
+                and _KIND_RANK[db.kind] <= _KIND_RANK[da.kind]
+            ):
                 target = da
             if da != target:
                 a = a.to(_dtype.from_numpy_dtype(target))

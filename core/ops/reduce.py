@@ -6,7 +6,10 @@ Backward re-expands the gradient to the input's shape.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.node import Op
+from ..backend import xp_of
 from ..tensor import Tensor
 from ._util import normalize_dims
 
@@ -23,6 +26,48 @@ def _unsqueeze_to(g: Tensor, in_shape: tuple, dims, keepdim: bool) -> Tensor:
     return g.reshape(tuple(shape))
 
 
+class ExpandReduced(Op):
+    """Broadcast a reduced gradient back over the reduced axes: the backward of sum/mean.
+
+    One op instead of reshape + expand keeps the per-node cost of every reduction's backward
+    low; its own backward is the matching sum, so double backward works."""
+
+    def forward(self, g, in_shape=None, dims=None, keepdim=False):
+        self.dims, self.keepdim = dims, keepdim
+        if dims is None:
+            kept = (1,) * len(in_shape)
+        elif keepdim:
+            kept = g.shape
+        else:
+            kept = list(in_shape)
+            for d in dims:
+                kept[d] = 1
+        return broadcast_array(g.reshape(kept), in_shape)
+
+    def backward(self, gg):
+        return Sum.apply(gg, dims=self.dims if self.dims is not None else None, keepdim=self.keepdim)
+
+
+def broadcast_array(a, shape):
+    """`a` broadcast to `shape`: small results are materialised (numpy's broadcast_to costs
+    microseconds of Python), large ones stay zero-copy views."""
+    if a.shape == tuple(shape):
+        return a
+    xp = xp_of(a)
+    if xp is np and _numel(shape) <= 65536:
+        out = np.empty(shape, dtype=a.dtype)
+        out[...] = a
+        return out
+    return xp.broadcast_to(a, shape)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
 class Sum(Op):
     def forward(self, a, dims=None, keepdim=False, dtype=None):
         self.in_shape, self.dims, self.keepdim = a.shape, dims, keepdim
@@ -32,7 +77,7 @@ class Sum(Op):
         return out
 
     def backward(self, g):
-        return _unsqueeze_to(g, self.in_shape, self.dims, self.keepdim).expand(self.in_shape)
+        return ExpandReduced.apply(g, in_shape=self.in_shape, dims=self.dims, keepdim=self.keepdim)
 
 
 class Mean(Op):
@@ -42,8 +87,9 @@ class Mean(Op):
         return a.mean(axis=dims, keepdims=keepdim)
 
     def backward(self, g):
-        g = _unsqueeze_to(g, self.in_shape, self.dims, self.keepdim) / self.count
-        return g.expand(self.in_shape)
+        return ExpandReduced.apply(
+            g / self.count, in_shape=self.in_shape, dims=self.dims, keepdim=self.keepdim
+        )
 
 
 def _count(shape, dims) -> int:

@@ -56,7 +56,12 @@ def _analytical_jacobian(inputs, outputs):
     from . import grad  # noqa: PLC0415
 
     diff_inputs = [i for i in inputs if isinstance(i, Tensor) and i.requires_grad]
-    jac = [[np.zeros((i.numel(), o.numel())) for o in outputs] if (isinstance(i, Tensor) and i.requires_grad) else None for i in inputs]
+    jac = [
+        [np.zeros((i.numel(), o.numel())) for o in outputs]
+        if (isinstance(i, Tensor) and i.requires_grad)
+        else None
+        for i in inputs
+    ]
     for j, out in enumerate(outputs):
         if not out.requires_grad:
             continue
@@ -68,7 +73,7 @@ def _analytical_jacobian(inputs, outputs):
             gt = tensor(g.reshape(out.shape), dtype=out.dtype, device=out.device)
             grads = grad([out], diff_inputs, [gt], retain_graph=True, allow_unused=True)
             it = iter(grads)
-            for i, inp in enumerate(inputs):
+            for i in range(len(inputs)):
                 if jac[i] is None:
                     continue
                 gi = next(it)
@@ -158,18 +163,21 @@ def gradgradcheck(
         )
     else:
         grad_outputs = _as_tuple(grad_outputs)
-    diff_inputs = [i for i in inputs if isinstance(i, Tensor) and i.requires_grad]
     n_in = len(inputs)
 
     def first_grads(*args):
         ins, gos = args[:n_in], args[n_in:]
-        outs = tuple(o for o in _as_tuple(func(*ins)) if isinstance(o, Tensor))
-        diff = [i for i in ins if isinstance(i, Tensor) and i.requires_grad]
-        gs = grad(outs, diff, gos, create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else d * 0 for g, d in zip(gs, diff))
+        with grad_mode.enable_grad():  # the numerical pass runs the whole function under no_grad
+            outs = tuple(o for o in _as_tuple(func(*ins)) if isinstance(o, Tensor))
+            diff = [i for i in ins if isinstance(i, Tensor) and i.requires_grad]
+            gs = grad(outs, diff, gos, create_graph=True, allow_unused=True)
+            return tuple(g if g is not None else d * 0 for g, d in zip(gs, diff))
 
-    _ = diff_inputs
     return gradcheck(
-        first_grads, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
+        first_grads,
+        inputs + tuple(grad_outputs),
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
         raise_exception=raise_exception,
     )
