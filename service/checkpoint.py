@@ -1,0 +1,162 @@
+"""Checkpoints of a running job: safetensors files that survive crashes and detect damage.
+
+A checkpoint holds everything needed to continue bit for bit: the flat parameter buffer, the
+optimizer's and lr scheduler's state_dicts, the step and the sampler's position. It is written
+with `shardgrad.save` (so any safetensors reader can open it) into a temp file that is fsynced
+and renamed into place, then the folder is fsynced: a crash leaves the old checkpoint or the
+new one. A sha256 over the content is stored inside; loading recomputes it, so a truncated or
+bit-flipped file is refused and the next older checkpoint is used instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import shardgrad
+
+from .fsutil import fsync_dir
+
+log = logging.getLogger(__name__)
+
+FORMAT = "shardgrad.checkpoint/1"
+_NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be trusted."""
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    params: np.ndarray
+    optimizer: dict
+    scheduler: dict | None
+    meta: dict
+    path: Path | None = None
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 over a nested structure of arrays and JSON values, independent of file layout."""
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h, obj: Any) -> None:
+    if isinstance(obj, shardgrad.Tensor):
+        obj = obj.numpy(force=True) if hasattr(obj, "numpy") else np.asarray(obj)
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        h.update(f"A{arr.dtype.str}{list(arr.shape)}".encode())
+        h.update(arr.reshape(-1).view(np.uint8).tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for key in sorted(obj, key=lambda k: (type(k).__name__, str(k))):
+            h.update(f"K{type(key).__name__}:{key}".encode())
+            _feed(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(b"J" + json.dumps(obj).encode())
+
+
+class CheckpointManager:
+    """The checkpoints of one job in one folder; keeps the newest `keep`."""
+
+    def __init__(self, folder: str | os.PathLike, keep: int = 3) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep = max(1, int(keep))
+
+    def path_for(self, step: int) -> Path:
+        return self.folder / f"ckpt-{step:012d}.safetensors"
+
+    def steps(self) -> list[int]:
+        """Steps with a checkpoint file on disk, oldest first (damaged ones included)."""
+        out = []
+        for p in self.folder.iterdir():
+            m = _NAME.match(p.name)
+            if m:
+                out.append(int(m.group(1)))
+        return sorted(out)
+
+    def save(
+        self,
+        step: int,
+        params: np.ndarray,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        meta: dict | None = None,
+    ) -> Path:
+        body = {
+            "format": FORMAT,
+            "step": int(step),
+            "params": np.ascontiguousarray(params),
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "meta": meta or {},
+        }
+        body["sha256"] = content_digest(body)
+        path = self.path_for(step)
+        tmp = self.folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            with open(tmp, "xb") as fh:
+                shardgrad.save(body, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(self.folder)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        for step in self.steps()[: -self.keep]:
+            self.path_for(step).unlink(missing_ok=True)
+
+    def load_file(self, path: str | os.PathLike) -> Checkpoint:
+        """Load one checkpoint, raising CheckpointError unless it is complete and intact."""
+        try:
+            body = shardgrad.load(path)
+        except (ValueError, TypeError, OSError) as exc:
+            raise CheckpointError(f"{path}: unreadable: {exc}") from None
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not a {FORMAT} file")
+        stored = body.pop("sha256", None)
+        if stored != content_digest(body):
+            raise CheckpointError(f"{path}: content does not match its sha256")
+        params = body["params"]
+        params = np.array(params.numpy() if isinstance(params, shardgrad.Tensor) else params)
+        return Checkpoint(
+            step=int(body["step"]),
+            params=params,
+            optimizer=body["optimizer"],
+            scheduler=body["scheduler"],
+            meta=body["meta"],
+            path=Path(path),
+        )
+
+    def latest(self) -> Checkpoint | None:
+        """The newest intact checkpoint; damaged newer ones are logged and skipped."""
+        for step in reversed(self.steps()):
+            path = self.path_for(step)
+            try:
+                return self.load_file(path)
+            except CheckpointError as exc:
+                log.warning("skipping damaged checkpoint: %s", exc)
+        return None

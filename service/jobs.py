@@ -1,0 +1,203 @@
+"""The coordinator's jobs: submit, stop, resume, and one training-loop thread per running job.
+
+A `JobManager` owns the state directory's store and datasets and shares one worker pool
+between all its jobs. Jobs are validated before anything is stored, so a bad request changes
+nothing. When the coordinator restarts, `recover()` restarts every job the store still shows
+as PENDING or RUNNING; each continues from its last intact checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from .config import JobConfig
+from .datasets import DatasetRegistry
+from .fsutil import atomic_write
+from .pools.base import WorkerPool
+from .store import JobRecord, JobState, Store, StoreError
+from .trainer import Trainer, TrainerOptions, job_dir, model_path
+
+log = logging.getLogger(__name__)
+
+
+class JobManager:
+    """Runs jobs against one pool; thread-safe."""
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        pool: WorkerPool,
+        options: TrainerOptions | None = None,
+        store: Store | None = None,
+        datasets: DatasetRegistry | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store if store is not None else Store(self.state_dir / "state.db")
+        self.datasets = (
+            datasets
+            if datasets is not None
+            else DatasetRegistry(self.state_dir / "datasets", store=self.store)
+        )
+        self.pool = pool
+        self.options = options or TrainerOptions()
+        self._lock = threading.Lock()
+        self._trainers: dict[str, Trainer] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._sync_lock = threading.Lock()
+        pool.add_listener(self.sync_workers)
+        self.sync_workers()
+
+    # ------------------------------------------------------------------ workers
+    def sync_workers(self) -> None:
+        """Record the pool's live workers in the store (IDLE) and the ones gone (LOST)."""
+        with self._sync_lock:
+            live = set(self.pool.live_workers())
+            for worker_id in sorted(live):
+                rec = self.store.get_worker(worker_id)
+                if rec is None or rec.state == "LOST":
+                    self.store.upsert_worker(worker_id, kind=self.pool.kind, state="IDLE")
+            for rec in self.store.list_workers():
+                if rec.kind == self.pool.kind and rec.id not in live and rec.state != "LOST":
+                    self.store.set_worker_state(rec.id, "LOST")
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, config: JobConfig, job_id: str | None = None) -> JobRecord:
+        """Validate, store as PENDING and start the job's loop; ValidationError changes nothing."""
+        config.validate(self.datasets, self.options.allowed_import_prefixes)
+        weights = config.initial_weights
+        stored = JobConfig.from_dict({**config.to_dict(), "initial_weights": None})
+        rec = self.store.create_job(stored.to_json(), name=config.name, job_id=job_id)
+        if weights is not None:
+            folder = job_dir(self.state_dir, rec.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(folder / "initial.safetensors", bytes(weights))
+        self._start(rec.id)
+        return rec
+
+    def config(self, job_id: str) -> JobConfig:
+        cfg = JobConfig.from_json(self.store.job(job_id).config_json)
+        initial = job_dir(self.state_dir, job_id) / "initial.safetensors"
+        if initial.exists():
+            cfg.initial_weights = initial.read_bytes()
+        return cfg
+
+    def _start(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._threads:
+                raise StoreError(f"job {job_id} is already running")
+            trainer = Trainer(
+                job_id,
+                self.config(job_id),
+                self.store,
+                self.pool,
+                self.datasets,
+                self.state_dir,
+                self.options,
+            )
+            thread = threading.Thread(
+                target=self._run, args=(trainer,), name=f"sg-job-{job_id}", daemon=True
+            )
+            self._trainers[job_id] = trainer
+            self._threads[job_id] = thread
+        thread.start()
+
+    def _run(self, trainer: Trainer) -> None:
+        try:
+            trainer.run()
+        finally:
+            with self._lock:
+                self._trainers.pop(trainer.job_id, None)
+                self._threads.pop(trainer.job_id, None)
+
+    def get(self, job_id: str) -> JobRecord:
+        return self.store.job(job_id)
+
+    def list(self, state: JobState | None = None) -> list[JobRecord]:
+        return self.store.list_jobs(state)
+
+    def is_active(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._threads
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Block until the job's loop ends (or `timeout` passes); return its record."""
+        with self._lock:
+            thread = self._threads.get(job_id)
+        if thread is not None:
+            thread.join(timeout)
+        return self.store.job(job_id)
+
+    def stop(self, job_id: str, timeout: float | None = 60.0) -> JobRecord:
+        """Stop a job: its loop checkpoints and ends STOPPED. Ended jobs are left as they are."""
+        with self._lock:
+            trainer = self._trainers.get(job_id)
+            thread = self._threads.get(job_id)
+        if trainer is not None:
+            trainer.request_stop()
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+            return self.store.job(job_id)
+        rec = self.store.job(job_id)
+        if not rec.state.is_terminal:
+            rec = self.store.set_state(job_id, JobState.STOPPED, "stopped by request")
+        return rec
+
+    def resume(self, job_id: str) -> JobRecord:
+        """Continue a STOPPED or FAILED job (or one left PENDING/RUNNING by a restart) from
+        its last checkpoint."""
+        rec = self.store.job(job_id)
+        if self.is_active(job_id):
+            raise StoreError(f"job {job_id} is already running")
+        if rec.state is JobState.SUCCEEDED:
+            raise StoreError(f"job {job_id} already succeeded")
+        if rec.state is not JobState.PENDING:
+            self.store.set_state(job_id, JobState.PENDING, "resuming")
+        self._start(job_id)
+        return self.store.job(job_id)
+
+    def recover(self) -> list[str]:
+        """Restart the loops of jobs a previous coordinator left PENDING or RUNNING."""
+        started = []
+        for rec in self.store.list_jobs():
+            if rec.state in (JobState.PENDING, JobState.RUNNING) and not self.is_active(rec.id):
+                if rec.state is JobState.RUNNING:
+                    self.store.set_state(rec.id, JobState.PENDING, "coordinator restarted")
+                self._start(rec.id)
+                started.append(rec.id)
+        return started
+
+    def model_bytes(self, job_id: str) -> bytes:
+        """The trained state_dict (safetensors) of a job that has ended."""
+        path = model_path(self.state_dir, job_id)
+        if not path.exists():
+            raise StoreError(f"job {job_id} has no trained model yet")
+        return path.read_bytes()
+
+    def release(self, job_id: str) -> None:
+        """Let one job's loop go (it checkpoints first) without changing its state, so another
+        coordinator on the same state directory can take it over. Does not wait."""
+        with self._lock:
+            trainer = self._trainers.get(job_id)
+        if trainer is not None:
+            trainer.request_release()
+
+    def shutdown(self, timeout: float | None = 60.0) -> None:
+        """Let every loop go (each checkpoints first) without changing job states, so a new
+        coordinator on the same state directory picks them up."""
+        with self._lock:
+            items = list(self._trainers.items())
+            threads = dict(self._threads)
+        for _, trainer in items:
+            trainer.request_release()
+        for job_id, _ in items:
+            if threads[job_id] is not threading.current_thread():
+                threads[job_id].join(timeout)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Shut down (see `shutdown`) and close the store; the pool stays open."""
+        self.pool.remove_listener(self.sync_workers)
+        self.shutdown(timeout)
+        self.store.close()

@@ -1,0 +1,483 @@
+"""The coordinator's durable state: jobs, their metrics, workers and datasets, in SQLite.
+
+One database file under the state directory, in WAL mode so readers (the dashboard, metric
+streams) never block the training loops that write. Each thread gets its own connection;
+writes are serialised by one lock, so concurrent writers never meet SQLite's "database is
+locked". The schema carries a version (`PRAGMA user_version`) and is migrated forward on
+open; a database from a newer shardgrad is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class JobState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)
+
+
+# Which state a job may move to from each state. RUNNING -> PENDING is a job that lost all its
+# workers and waits for more; FAILED/STOPPED -> PENDING is a resume.
+_TRANSITIONS: dict[JobState, set[JobState]] = {
+    JobState.PENDING: {JobState.RUNNING, JobState.FAILED, JobState.STOPPED},
+    JobState.RUNNING: {JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED, JobState.PENDING},
+    JobState.FAILED: {JobState.PENDING},
+    JobState.STOPPED: {JobState.PENDING},
+    JobState.SUCCEEDED: set(),
+}
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot be done: unknown id, illegal state change, newer schema."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    name: str
+    config_json: str
+    state: JobState
+    reason: str
+    step: int
+    total_steps: int
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    job_id: str
+    step: int
+    kind: str
+    time: float
+    values: dict
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    address: str
+    kind: str
+    state: str
+    registered_at: float
+    last_heartbeat: float
+    info: dict
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    sha256: str
+    name: str
+    size_bytes: int
+    num_samples: int
+    x_shape: list
+    y_shape: list
+    x_dtype: str
+    y_dtype: str
+    created_at: float
+
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        config_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE metrics (
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        time REAL NOT NULL,
+        values_json TEXT NOT NULL
+    );
+    CREATE INDEX metrics_job_step ON metrics(job_id, step);
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        registered_at REAL NOT NULL,
+        last_heartbeat REAL NOT NULL,
+        info_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE datasets (
+        sha256 TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        size_bytes INTEGER NOT NULL,
+        num_samples INTEGER NOT NULL,
+        x_shape TEXT NOT NULL,
+        y_shape TEXT NOT NULL,
+        x_dtype TEXT NOT NULL,
+        y_dtype TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+}
+
+
+class Store:
+    """Typed access to the state database; safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self._migrate()
+
+    # ------------------------------------------------------------------ connections
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this shardgrad reads up to "
+                    f"{SCHEMA_VERSION}. Upgrade shardgrad or use another --state-dir."
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in filter(str.strip, _MIGRATIONS[v].split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={v}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn().execute("PRAGMA user_version").fetchone()[0]
+
+    # ------------------------------------------------------------------ jobs
+    def create_job(self, config_json: str, name: str = "", job_id: str | None = None) -> JobRecord:
+        job_id = job_id or uuid.uuid4().hex[:16]
+        now = time.time()
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO jobs (id, name, config_json, state, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (job_id, name, config_json, JobState.PENDING.value, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"job {job_id} already exists") from None
+        return self.get_job(job_id)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def job(self, job_id: str) -> JobRecord:
+        rec = self.get_job(job_id)
+        if rec is None:
+            raise StoreError(f"no job {job_id}")
+        return rec
+
+    def list_jobs(self, state: JobState | None = None) -> list[JobRecord]:
+        if state is None:
+            rows = self._conn().execute("SELECT * FROM jobs ORDER BY created_at, id").fetchall()
+        else:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT * FROM jobs WHERE state = ? ORDER BY created_at, id", (state.value,)
+                )
+                .fetchall()
+            )
+        return [_job(r) for r in rows]
+
+    def set_state(
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str = "",
+        expect: JobState | tuple[JobState, ...] | None = None,
+    ) -> JobRecord:
+        """Move a job to `state`; raise StoreError on an illegal move or unmet expectation."""
+        state = JobState(state)
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no job {job_id}")
+            current = JobState(row["state"])
+            if expect is not None:
+                allowed = (expect,) if isinstance(expect, JobState) else tuple(expect)
+                if current not in allowed:
+                    raise StoreError(f"job {job_id} is {current.value}, not {allowed[0].value}")
+            if state != current and state not in _TRANSITIONS[current]:
+                raise StoreError(f"job {job_id} cannot go from {current.value} to {state.value}")
+            started = ", started_at = COALESCE(started_at, ?)" if state == JobState.RUNNING else ""
+            finished = ", finished_at = ?" if state.is_terminal else ", finished_at = NULL"
+            args: list = [state.value, reason, now]
+            if started:
+                args.append(now)
+            if state.is_terminal:
+                args.append(now)
+            conn.execute(
+                f"UPDATE jobs SET state = ?, reason = ?, updated_at = ?{started}{finished} "
+                "WHERE id = ?",
+                (*args, job_id),
+            )
+        return self.job(job_id)
+
+    def set_progress(self, job_id: str, step: int, total_steps: int | None = None) -> None:
+        with self._write() as conn:
+            if total_steps is None:
+                cur = conn.execute(
+                    "UPDATE jobs SET step = ?, updated_at = ? WHERE id = ?",
+                    (step, time.time(), job_id),
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE jobs SET step = ?, total_steps = ?, updated_at = ? WHERE id = ?",
+                    (step, total_steps, time.time(), job_id),
+                )
+            if cur.rowcount == 0:
+                raise StoreError(f"no job {job_id}")
+
+    # ------------------------------------------------------------------ metrics
+    def add_metrics(
+        self, job_id: str, step: int, kind: str, values: dict, at: float | None = None
+    ) -> None:
+        """Append one record (e.g. kind 'train' or 'eval') of JSON-able values at `step`."""
+        text = json.dumps(values, allow_nan=True, sort_keys=True)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO metrics (job_id, step, kind, time, values_json) VALUES (?, ?, ?, ?, ?)",
+                (job_id, step, kind, time.time() if at is None else at, text),
+            )
+
+    def metrics(
+        self,
+        job_id: str,
+        kind: str | None = None,
+        after_step: int = -1,
+        limit: int | None = None,
+    ) -> list[MetricRecord]:
+        sql = "SELECT * FROM metrics WHERE job_id = ? AND step > ?"
+        args: list = [job_id, after_step]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        sql += " ORDER BY step, seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        rows = self._conn().execute(sql, args).fetchall()
+        return [
+            MetricRecord(r["job_id"], r["step"], r["kind"], r["time"], json.loads(r["values_json"]))
+            for r in rows
+        ]
+
+    def delete_metrics_after(self, job_id: str, step: int) -> None:
+        """Forget records past `step` (a job resumed from an earlier checkpoint redoes them)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM metrics WHERE job_id = ? AND step > ?", (job_id, step))
+
+    # ------------------------------------------------------------------ workers
+    def upsert_worker(
+        self,
+        worker_id: str,
+        address: str = "",
+        kind: str = "",
+        state: str = "LIVE",
+        info: dict | None = None,
+    ) -> WorkerRecord:
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO workers (id, address, kind, state, registered_at, last_heartbeat, "
+                "info_json) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "address = excluded.address, kind = excluded.kind, state = excluded.state, "
+                "last_heartbeat = excluded.last_heartbeat, info_json = excluded.info_json",
+                (worker_id, address, kind, state, now, now, json.dumps(info or {})),
+            )
+        return self.get_worker(worker_id)
+
+    def heartbeat(self, worker_id: str, at: float | None = None) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE workers SET last_heartbeat = ? WHERE id = ?",
+                (time.time() if at is None else at, worker_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no worker {worker_id}")
+
+    def set_worker_state(self, worker_id: str, state: str) -> None:
+        with self._write() as conn:
+            cur = conn.execute("UPDATE workers SET state = ? WHERE id = ?", (state, worker_id))
+            if cur.rowcount == 0:
+                raise StoreError(f"no worker {worker_id}")
+
+    def get_worker(self, worker_id: str) -> WorkerRecord | None:
+        row = self._conn().execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
+        return None if row is None else _worker(row)
+
+    def list_workers(self, state: str | None = None) -> list[WorkerRecord]:
+        if state is None:
+            rows = self._conn().execute("SELECT * FROM workers ORDER BY id").fetchall()
+        else:
+            rows = (
+                self._conn()
+                .execute("SELECT * FROM workers WHERE state = ? ORDER BY id", (state,))
+                .fetchall()
+            )
+        return [_worker(r) for r in rows]
+
+    # ------------------------------------------------------------------ datasets
+    def put_dataset(
+        self,
+        sha256: str,
+        *,
+        name: str,
+        size_bytes: int,
+        num_samples: int,
+        x_shape: list,
+        y_shape: list,
+        x_dtype: str,
+        y_dtype: str,
+    ) -> DatasetRecord:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO datasets (sha256, name, size_bytes, num_samples, x_shape, "
+                "y_shape, x_dtype, y_dtype, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sha256,
+                    name,
+                    size_bytes,
+                    num_samples,
+                    json.dumps(list(x_shape)),
+                    json.dumps(list(y_shape)),
+                    x_dtype,
+                    y_dtype,
+                    time.time(),
+                ),
+            )
+        return self.get_dataset(sha256)
+
+    def get_dataset(self, sha256: str) -> DatasetRecord | None:
+        row = self._conn().execute("SELECT * FROM datasets WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else _dataset(row)
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        rows = self._conn().execute("SELECT * FROM datasets ORDER BY created_at").fetchall()
+        return [_dataset(r) for r in rows]
+
+
+def _job(r: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=r["id"],
+        name=r["name"],
+        config_json=r["config_json"],
+        state=JobState(r["state"]),
+        reason=r["reason"],
+        step=r["step"],
+        total_steps=r["total_steps"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+    )
+
+
+def _worker(r: sqlite3.Row) -> WorkerRecord:
+    return WorkerRecord(
+        id=r["id"],
+        address=r["address"],
+        kind=r["kind"],
+        state=r["state"],
+        registered_at=r["registered_at"],
+        last_heartbeat=r["last_heartbeat"],
+        info=json.loads(r["info_json"]),
+    )
+
+
+def _dataset(r: sqlite3.Row) -> DatasetRecord:
+    return DatasetRecord(
+        sha256=r["sha256"],
+        name=r["name"],
+        size_bytes=r["size_bytes"],
+        num_samples=r["num_samples"],
+        x_shape=json.loads(r["x_shape"]),
+        y_shape=json.loads(r["y_shape"]),
+        x_dtype=r["x_dtype"],
+        y_dtype=r["y_dtype"],
+        created_at=r["created_at"],
+    )

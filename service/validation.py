@@ -1,0 +1,125 @@
+"""The checks of a job config that need the core and the data: does the model build, does it
+take the dataset's inputs, does the loss take its outputs and the dataset's targets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import shardgrad
+from shardgrad.serialization import load_safetensors_bytes
+
+from . import builders
+from .config import JobConfig, ValidationError
+from .datasets import DatasetError
+from .sampler import train_eval_split
+
+_PROBE_ROWS = 2
+
+
+def model_inputs(x: np.ndarray, dtype: str) -> shardgrad.Tensor:
+    """Dataset rows as the model's input: floating data in the job's dtype, integers as int64."""
+    if x.dtype.kind == "f":
+        return shardgrad.tensor(np.asarray(x, dtype=dtype))
+    return shardgrad.tensor(np.asarray(x, dtype=np.int64))
+
+
+def loss_targets(y: np.ndarray, dtype: str) -> shardgrad.Tensor:
+    if y.dtype.kind == "f":
+        return shardgrad.tensor(np.asarray(y, dtype=dtype))
+    return shardgrad.tensor(np.asarray(y, dtype=np.int64))
+
+
+def check_against_dataset(
+    config: JobConfig, datasets, allowed_import_prefixes: tuple[str, ...] = ()
+) -> None:
+    try:
+        ds = datasets.resolve(config.dataset)
+    except DatasetError as exc:
+        raise ValidationError("dataset", str(exc)) from None
+    train_rows, eval_rows = train_eval_split(config.seed, len(ds), config.eval_fraction)
+    if len(train_rows) == 0:
+        raise ValidationError("eval_fraction", f"leaves no training samples out of {len(ds)}")
+    if config.eval_fraction > 0 and len(eval_rows) == 0:
+        raise ValidationError(
+            "eval_fraction", f"{config.eval_fraction} of {len(ds)} samples is less than one sample"
+        )
+    if "accuracy" in config.eval_metrics and not ds.is_classification:
+        raise ValidationError(
+            "eval_metrics", "accuracy needs integer class labels as targets (y of shape [N])"
+        )
+    field = "model.spec" if config.model.spec is not None else "model.import_path"
+    try:
+        model = builders.build_model(
+            config.model, seed=config.seed, allowed_prefixes=allowed_import_prefixes
+        )
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to build is the spec's fault
+        raise ValidationError(field, f"cannot build the model: {exc}") from None
+    params = list(model.parameters())
+    if not params:
+        raise ValidationError(field, "the model has no parameters to train")
+    if config.dtype == "float64":
+        model.double()
+    if config.initial_weights is not None:
+        try:
+            state = load_safetensors_bytes(bytes(config.initial_weights))
+            state = {
+                k: v.to(dtype=params[0].dtype) if v.is_floating_point() else v
+                for k, v in state.items()
+            }
+            model.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001
+            raise ValidationError("initial_weights", f"do not fit the model: {exc}") from None
+    try:
+        loss_fn = builders.build_loss(config.loss)
+    except Exception as exc:  # noqa: BLE001
+        raise ValidationError("loss.kwargs", f"{config.loss.name}: {exc}") from None
+    try:
+        opt = builders.build_optimizer(config.optimizer, params)
+    except Exception as exc:  # noqa: BLE001
+        raise ValidationError("optimizer.kwargs", f"{config.optimizer.name}: {exc}") from None
+    try:
+        builders.build_scheduler(config.lr_scheduler, opt, allowed_import_prefixes)
+    except Exception as exc:  # noqa: BLE001
+        raise ValidationError("lr_scheduler.kwargs", f"{config.lr_scheduler.name}: {exc}") from None
+
+    rows = train_rows[:_PROBE_ROWS]
+    x = model_inputs(ds.x[rows], config.dtype)
+    y = loss_targets(ds.y[rows], config.dtype)
+    model.eval()
+    with shardgrad.no_grad():
+        try:
+            out = model(x)
+        except Exception as exc:  # noqa: BLE001
+            raise ValidationError(
+                field,
+                f"the model cannot take the dataset's inputs (samples of shape "
+                f"{list(ds.x.shape[1:])}, dtype {ds.x.dtype}): {exc}",
+            ) from None
+        try:
+            with warnings.catch_warnings():
+                # torch only warns when a loss broadcasts targets of another shape; a job
+                # would then train on wrong numbers, so here it is an error
+                warnings.filterwarnings("error", message=".*target size.*")
+                value = loss_fn(out, y)
+        except Exception as exc:  # noqa: BLE001
+            raise ValidationError(
+                "loss",
+                f"{config.loss.name} cannot compare the model's output of shape "
+                f"{list(out.shape[1:])} with the dataset's targets of shape "
+                f"{list(ds.y.shape[1:])} ({ds.y.dtype}): {exc}",
+            ) from None
+    if value.numel() != 1:
+        raise ValidationError("loss", f"{config.loss.name} did not give one number")
+    if config.loss.name in ("CrossEntropyLoss", "NLLLoss") and ds.is_classification:
+        lo, hi = int(ds.y.min()), int(ds.y.max())
+        if lo < 0:
+            raise ValidationError("dataset", f"class labels must be >= 0, found {lo}")
+        if out.ndim >= 2 and hi >= out.shape[1]:
+            raise ValidationError(
+                field,
+                f"the model outputs {out.shape[1]} classes but the dataset has labels up to {hi}",
+            )

@@ -1,0 +1,209 @@
+"""Job configs: JSON round trip, and every kind of mistake named by its field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import shardgrad as sg
+from shardgrad import nn
+from shardgrad.serialization import save_safetensors_bytes
+from shardgrad.service.config import (
+    Component,
+    JobConfig,
+    ModelSource,
+    ValidationError,
+)
+from shardgrad.service.datasets import DatasetRegistry
+
+
+def mlp(d_in: int = 8, hidden: int = 16, classes: int = 3) -> nn.Module:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+def good(**changes) -> JobConfig:
+    cfg = JobConfig(
+        model=ModelSource(spec=mlp().spec()),
+        dataset="synthetic:classification:n=64,features=8,classes=3",
+        loss=Component("CrossEntropyLoss", {"label_smoothing": 0.1}),
+        optimizer=Component("Adam", {"lr": 1e-3, "betas": [0.9, 0.99]}),
+        lr_scheduler=Component("StepLR", {"step_size": 5, "gamma": 0.5}),
+        batch_size=16,
+        steps=20,
+        micro_shards=4,
+        seed=7,
+        eval_fraction=0.25,
+        eval_interval=5,
+        eval_metrics=["loss", "accuracy"],
+    )
+    return dataclasses.replace(cfg, **changes)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return DatasetRegistry(tmp_path / "datasets")
+
+
+def field_of(cfg: JobConfig, registry=None) -> str:
+    with pytest.raises(ValidationError) as info:
+        cfg.validate(registry)
+    assert str(info.value).startswith(info.value.field + ": ")
+    return info.value.field
+
+
+def test_json_round_trip():
+    weights = save_safetensors_bytes({"w": np.arange(3, dtype=np.float32)})
+    cfg = good(initial_weights=weights, name="run 1", compression="bf16", skip_nonfinite=True)
+    back = JobConfig.from_json(cfg.to_json())
+    assert back == cfg
+    assert back.initial_weights == weights
+    imported = good(model=ModelSource(import_path="mypkg.models:Net", kwargs={"width": 4}))
+    assert JobConfig.from_json(imported.to_json()) == imported
+
+
+def test_valid_config_passes_with_data(registry):
+    good().validate(registry)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"micro_shards": 0}, "micro_shards"),
+        ({"micro_shards": 32}, "micro_shards"),  # more micro-shards than batch rows
+        ({"steps": None}, "steps"),  # neither steps nor epochs
+        ({"epochs": 3}, "steps"),  # both
+        ({"steps": -1}, "steps"),
+        ({"min_workers": 0}, "min_workers"),
+        ({"min_workers": 4, "max_workers": 2}, "max_workers"),
+        ({"seed": -1}, "seed"),
+        ({"checkpoint_interval": -5}, "checkpoint_interval"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints"),
+        ({"eval_fraction": 1.0}, "eval_fraction"),
+        ({"eval_metrics": ["f1"]}, "eval_metrics"),
+        ({"eval_metrics": []}, "eval_metrics"),
+        ({"compression": "zip"}, "compression"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"skip_nonfinite": "yes"}, "skip_nonfinite"),
+        ({"dataset": "mnist"}, "dataset"),
+        ({"dataset": "synthetic:spirals"}, "dataset"),
+        ({"dataset": "synthetic:classification:n=abc"}, "dataset"),
+        ({"loss": Component("HingeLoss")}, "loss.name"),
+        ({"loss": Component("CrossEntropyLoss", {"reduction": "mean"})}, "loss.kwargs.reduction"),
+        ({"loss": Component("CrossEntropyLoss", {"weight": [1, 2, 3]})}, "loss.kwargs.weight"),
+        ({"optimizer": Component("LBFGS")}, "optimizer.name"),
+        ({"optimizer": Component("SGD", {"lr": -1.0})}, "optimizer.kwargs.lr"),
+        ({"optimizer": Component("SGD", {"lr": float("nan")})}, "optimizer.kwargs.lr"),
+        ({"optimizer": Component("SGD", {"lr": 0.1, "x": object()})}, "optimizer.kwargs"),
+        ({"lr_scheduler": Component("OneCycleLR")}, "lr_scheduler.name"),
+        (
+            {"lr_scheduler": Component("LambdaLR", {"lr_lambda": "lambda e: 1"})},
+            "lr_scheduler.kwargs.lr_lambda",
+        ),
+        ({"model": ModelSource()}, "model"),
+        ({"model": ModelSource(spec={"a": 1}, import_path="a:B")}, "model"),
+        ({"model": ModelSource(import_path="not a path")}, "model.import_path"),
+        ({"model": ModelSource(spec=mlp().spec(), kwargs={"x": 1})}, "model.kwargs"),
+        ({"initial_weights": b"abc"}, "initial_weights"),
+        ({"name": "x" * 201}, "name"),
+    ],
+)
+def test_static_errors_name_the_field(changes, field):
+    assert field_of(good(**changes)) == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"dataset": "ab" * 32}, "dataset"),  # a hash nobody uploaded
+        ({"model": ModelSource(spec={"type": "NoSuchLayer"})}, "model.spec"),
+        ({"model": ModelSource(spec=mlp(d_in=5).spec())}, "model.spec"),  # input width
+        ({"model": ModelSource(spec=mlp(classes=2).spec())}, "model.spec"),  # too few classes
+        ({"model": ModelSource(import_path="os.path:join")}, "model.import_path"),
+        ({"loss": Component("MSELoss")}, "loss"),  # outputs [3] vs integer labels
+        ({"loss": Component("CrossEntropyLoss", {"no_such_arg": 1})}, "loss.kwargs"),
+        ({"optimizer": Component("SGD", {"lr": 0.1, "momentum": -1})}, "optimizer.kwargs"),
+        ({"optimizer": Component("SGD", {"lr": 0.1, "nesterov": True})}, "optimizer.kwargs"),
+        ({"lr_scheduler": Component("StepLR", {})}, "lr_scheduler.kwargs"),
+        ({"eval_fraction": 0.001}, "eval_fraction"),  # rounds to no eval sample
+        (
+            {"dataset": "synthetic:regression:n=64,features=8", "loss": Component("MSELoss")},
+            "eval_metrics",
+        ),
+    ],
+)
+def test_errors_found_against_the_data(registry, changes, field):
+    cfg = good(**changes)
+    cfg._validate_static()  # statically fine: only the data reveals the problem
+    assert field_of(cfg, registry) == field
+
+
+def test_initial_weights_must_fit(registry):
+    other = save_safetensors_bytes(mlp(hidden=4).state_dict())
+    assert field_of(good(initial_weights=other), registry) == "initial_weights"
+    sg.manual_seed(0)
+    fits = save_safetensors_bytes(mlp().state_dict())
+    good(initial_weights=fits).validate(registry)
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"dataset": "digits"}, "model"),
+        ({"model": {"spec": {}}}, "dataset"),
+        ({"model": {"spec": {}}, "dataset": "digits", "batchsize": 3}, "batchsize"),
+        ({"model": {"spec": {}, "extra": 1}, "dataset": "digits"}, "model.extra"),
+        ({"model": {"spec": {}}, "dataset": "digits", "initial_weights": "@@"}, "initial_weights"),
+        ({"model": {"spec": {}}, "dataset": "digits", "loss": 3}, "loss"),
+    ],
+)
+def test_from_dict_errors(doc, field):
+    with pytest.raises(ValidationError) as info:
+        JobConfig.from_dict(doc)
+    assert info.value.field == field
+
+
+def test_bad_json():
+    with pytest.raises(ValidationError) as info:
+        JobConfig.from_json("{not json")
+    assert info.value.field == "config"
+
+
+def test_total_steps():
+    assert good(steps=None, epochs=3, batch_size=10).total_steps(45) == 15
+    assert good(steps=7).total_steps(45) == 7
+
+
+def test_broadcasting_targets_are_an_error(registry):
+    cfg = good(
+        dataset="synthetic:regression:n=64,features=8,targets=1",
+        loss=Component("MSELoss"),
+        eval_metrics=["loss"],
+    )
+    with pytest.raises(ValidationError) as info:
+        cfg.validate(registry)  # outputs [3] against targets [1]
+    assert info.value.field == "loss" and "target" in info.value.message
+
+
+def test_import_paths_must_be_allowed(registry):
+    linear = ModelSource(
+        import_path="shardgrad.nn.linear:Linear", kwargs={"in_features": 8, "out_features": 3}
+    )
+    cfg = good(model=linear)
+    with pytest.raises(ValidationError) as info:
+        cfg.validate(registry)
+    assert info.value.field == "model.import_path" and "allowed" in info.value.message
+    cfg.validate(registry, allowed_import_prefixes=("shardgrad.nn",))
+    bad_kwargs = good(model=ModelSource(import_path=linear.import_path, kwargs={"width": 3}))
+    with pytest.raises(ValidationError) as info:
+        bad_kwargs.validate(registry, allowed_import_prefixes=("shardgrad.nn",))
+    assert info.value.field == "model.import_path"
+
+    lam = good(lr_scheduler=Component("LambdaLR", {"lr_lambda": "math:cos"}))
+    with pytest.raises(ValidationError) as info:
+        lam.validate(registry)
+    assert info.value.field == "lr_scheduler.kwargs"
+    lam.validate(registry, allowed_import_prefixes=("math",))
