@@ -26,6 +26,7 @@ def _parse_to_args(args, kwargs):
     dtype = kwargs.pop("dtype", None)
     device = kwargs.pop("device", None)
     kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
     copy = kwargs.pop("copy", False)
     for a in args:
         if isinstance(a, Tensor):
@@ -40,7 +41,9 @@ def _parse_to_args(args, kwargs):
             try:
                 dtype = _dtype.as_dtype(a)
             except TypeError:
-                raise TypeError(f"to() received an invalid combination of arguments: {a!r}") from None
+                raise TypeError(
+                    f"to() received an invalid combination of arguments: {a!r}"
+                ) from None
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     return dtype, device, copy
@@ -55,9 +58,7 @@ def to(input: Tensor, *args, **kwargs) -> Tensor:
     same_dtype = np_dtype is None or np_dtype == input._data.dtype
     same_dev = dev is None or dev == input.device
     if same_dtype and same_dev:
-        if copy:
-            return ToCopy.apply(input, np_dtype=None, dev=None).clone()
-        return input
+        return clone(input) if copy else input
     if np_dtype is not None and np_dtype.kind != "f" and input._requires_grad:
         with_grad = False
     else:
@@ -90,11 +91,26 @@ def type_as(input: Tensor, other: Tensor) -> Tensor:
     return to(input, other.dtype)
 
 
-def _type(self, dtype=None):
+_TYPE_NAMES = {
+    "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool",
+    "float16": "Half", "uint8": "Byte", "int8": "Char", "int16": "Short",
+}  # fmt: skip
+_BY_TYPE_NAME = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _type(self, dtype=None, non_blocking: bool = False):
+    """x.type() names the legacy tensor type; x.type(t) casts to a dtype or a type name such
+    as 'torch.DoubleTensor'."""
     if dtype is None:
-        names = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool", "float16": "Half", "uint8": "Byte", "int8": "Char", "int16": "Short"}
         prefix = "torch." if self.device.type == "cpu" else "torch.cuda."
-        return f"{prefix}{names[self.dtype.name]}Tensor"
+        return f"{prefix}{_TYPE_NAMES[self.dtype.name]}Tensor"
+    if isinstance(dtype, str) and dtype.endswith("Tensor"):
+        *scope, name = dtype.split(".")
+        base = name[: -len("Tensor")]
+        if base not in _BY_TYPE_NAME:
+            raise ValueError(f"invalid type: '{dtype}'")
+        device = "cuda" if "cuda" in scope else "cpu"
+        return to(self, device=device, dtype=_BY_TYPE_NAME[base])
     return to(self, dtype)
 
 
@@ -119,6 +135,9 @@ TENSOR_METHODS = {
     "half": _cast(_dtype.float16),
     "long": _cast(_dtype.int64),
     "int": _cast(_dtype.int32),
+    "short": _cast(_dtype.int16),
+    "char": _cast(_dtype.int8),
+    "byte": _cast(_dtype.uint8),
     "bool": _cast(_dtype.bool_),
     "type_as": type_as,
     "type": _type,
