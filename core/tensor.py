@@ -40,7 +40,7 @@ class Tensor:
         "_vbox",
         "_accumulator",
         "_retains_grad",
-        "_is_view",
+        "_view",
         "_post_accumulate_hooks",
         "__weakref__",
     )
@@ -63,7 +63,7 @@ class Tensor:
         self._vbox = [0]
         self._accumulator = None
         self._retains_grad = False
-        self._is_view = False
+        self._view = None
 
     @classmethod
     def _make(cls, data, grad_fn: Node | None = None, output_nr: int = 0) -> Tensor:
@@ -77,11 +77,17 @@ class Tensor:
         t._vbox = [0]
         t._accumulator = None
         t._retains_grad = False
-        t._is_view = False
+        t._view = None
         return t
 
     # ------------------------------------------------------------------ graph plumbing
     def _edge(self) -> tuple[Node, int]:
+        view = self._view
+        if view is not None and view[4] != self._vbox[0]:
+            # the base changed in place since this view's history was recorded
+            from .ops._view import refresh_view  # noqa: PLC0415
+
+            refresh_view(self)
         if self.grad_fn is not None:
             return (self.grad_fn, self._output_nr)
         acc = self._accumulator
@@ -117,14 +123,27 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """A view of the same memory with no history (the old `.data` idiom)."""
-        t = Tensor._make(self._data)
-        t._vbox = self._vbox
-        return t
+        """The same memory with no history and its own version counter: edits through
+        `.data` are invisible to autograd (the old idiom), unlike edits through `detach()`."""
+        return Tensor._make(self._data)
 
     @data.setter
     def data(self, value: Tensor) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
+
+    def _is_view(self) -> bool:
+        return self._view is not None
+
+    @property
+    def _base(self) -> Tensor | None:
+        """The tensor this one is a view of (the first non-view one), as in torch."""
+        view = self._view
+        if view is None:
+            return None
+        base = view[0]
+        while base._view is not None:
+            base = base._view[0]
+        return base
 
     @property
     def _version(self) -> int:
@@ -186,15 +205,19 @@ class Tensor:
     def register_hook(self, hook) -> _Handle:
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node, nr = self._edge()
         if self.grad_fn is None:
-            node, _ = self._edge()
             hooks = node.variable_hooks
-        else:
-            node = self.grad_fn
-            if node._pre_hooks is None:
-                node._pre_hooks = {}
-            hooks = node._pre_hooks.setdefault(self._output_nr, [])
-        hooks.append(hook)
+            hooks.append(hook)
+            return _Handle(hooks, hook)
+        if node._pre_hooks is None:
+            node._pre_hooks = {}
+        hooks = node._pre_hooks.setdefault(nr, [])
+        # retain_grad's hook stays last, so `.grad` holds what the other hooks returned
+        pos = len(hooks)
+        while pos and getattr(hooks[pos - 1], "_retains_grad", False):
+            pos -= 1
+        hooks.insert(pos, hook)
         return _Handle(hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook) -> _Handle:
@@ -227,7 +250,9 @@ class Tensor:
                 t.grad = Tensor._make(g._data.copy()) if t.grad is None else t.grad + g
             return None
 
-        self.grad_fn.add_pre_hook(self._output_nr, keep)
+        keep._retains_grad = True
+        node, nr = self._edge()
+        node.add_pre_hook(nr, keep)
 
     @property
     def retains_grad(self) -> bool:
@@ -304,7 +329,7 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def tolist(self):
-        return self.numpy().tolist() if self.device.type == "cpu" else self._data.get().tolist()
+        return (self._data if self.device.type == "cpu" else self._data.get()).tolist()
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
         if self._requires_grad and not force:

@@ -47,8 +47,9 @@ def _numerical_jacobian(fn, inputs, outputs, eps):
 
 
 def _host(t):
+    """A float64 host copy: an output may be a view of the input being perturbed."""
     d = t.detach()._data
-    return np.asarray(d.get() if hasattr(d, "get") else d, dtype=np.float64)
+    return np.array(d.get() if hasattr(d, "get") else d, dtype=np.float64, copy=True)
 
 
 def _analytical_jacobian(inputs, outputs):

@@ -80,6 +80,8 @@ def run_backward(
     deps = _collect_dependencies(roots)
     ready = [n for n in roots if deps.get(n, 0) == 0]
     accumulate = inputs is None
+    capture_nodes = {edge[0] for edge in capture}
+    needed = _needed_nodes(roots, capture_nodes) if capture else None
 
     state = grad_mode.state
     prev_mode = state.enabled
@@ -90,15 +92,20 @@ def run_backward(
             grads = buffers.pop(node)
             if node._pre_hooks:
                 _run_pre_hooks(node, grads)
+            is_leaf = type(node) is AccumulateGrad
+            if is_leaf and node.variable_hooks and grads[0] is not None:
+                grads[0] = _run_hooks(node.variable_hooks, grads[0])
             if capture:
                 for nr in range(node.n_outputs):
                     slot = capture.get((node, nr))
                     if slot is not None:
                         results[slot] = grads[nr]
-            if type(node) is AccumulateGrad:
+            if is_leaf:
                 if accumulate:
                     _accumulate_leaf(node, grads[0], create_graph, handed_out)
                 continue
+            if needed is not None and node not in needed:
+                continue  # autograd.grad: nothing below this node was asked for
             if node.n_outputs > 1:
                 grads = _materialize_missing(node, grads)
             if node._released and node._had_saved:
@@ -112,6 +119,8 @@ def run_backward(
                 if edge is None:
                     continue
                 child, nr = edge
+                if needed is not None and child not in needed and child not in capture_nodes:
+                    continue
                 if g is not None:
                     buf = buffers.get(child)
                     if buf is None:
@@ -157,6 +166,39 @@ def _skip(node: Node, deps: dict, buffers: dict, ready: list) -> None:
                     stack.append(child)
 
 
+def _run_hooks(hooks: list, grad):
+    """Tensor hooks of a leaf: each may replace the gradient before it is used."""
+    for hook in hooks:
+        new = hook(grad)
+        if new is not None:
+            grad = new
+    return grad
+
+
+def _needed_nodes(roots: list[Node], targets: set) -> set:
+    """The nodes whose backward must run for `autograd.grad`: those with an input asked
+    for somewhere below them. Post-order, iterative (graphs can be very deep)."""
+    needed: set = set()
+    visited: set = set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            for edge in node.next_edges:
+                if edge is not None and (edge[0] in needed or edge[0] in targets):
+                    needed.add(node)
+                    break
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for edge in node.next_edges:
+            if edge is not None and edge[0] not in visited:
+                stack.append((edge[0], False))
+    return needed
+
+
 def _run_pre_hooks(node: Node, grads: list) -> None:
     """Tensor hooks of non-leaf outputs: each may replace the gradient it is given."""
     for nr, hooks in node._pre_hooks.items():
@@ -185,16 +227,16 @@ def _accumulate_leaf(node: AccumulateGrad, grad, create_graph: bool, handed_out:
     leaf = node._leaf()
     if leaf is None or grad is None:
         return
-    for hook in node.variable_hooks:
-        new = hook(grad)
-        if new is not None:
-            grad = new
     if leaf.grad is None:
         if create_graph:
             leaf.grad = grad
         else:
             data = grad._data
-            if id(data) in handed_out or data.base is not None or not data.flags.writeable:
+            if (
+                id(data) in handed_out
+                or data.base is not None
+                or not getattr(data.flags, "writeable", True)  # cupy arrays have no such flag
+            ):
                 data = data.copy()
             handed_out.add(id(data))
             leaf.grad = Tensor._make(data)

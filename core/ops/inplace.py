@@ -1,9 +1,13 @@
-"""In-place ops (`add_`, `mul_`, `zero_`, `copy_`, ...).
+"""In-place ops (`add_`, `mul_`, `zero_`, `copy_`, `clamp_`, ...) and the machinery they share
+with `__setitem__`, `masked_fill_`, `scatter_` and `index_add_`.
 
-Without a graph to record (grad mode off, or nothing requires grad) they write into the
-array and bump the version counter, which every node that saved this tensor checks. With a
-graph, a non-leaf tensor is rebound to the out-of-place result, as torch does; a leaf that
-requires grad refuses, with torch's message.
+Every in-place op writes into the tensor's own memory, so views and `detach()`ed aliases see
+the change, and bumps the version counter that nodes which saved the tensor check before
+their backward runs. With nothing to record (grad mode off, or nothing requires grad) that is
+all: optimizers update parameters this way under `no_grad`. With a graph to record, the
+out-of-place op is run on a snapshot of the old value, the result is written back, and the
+tensor takes the new node as its `grad_fn`; on a view, the view's root takes a `CopySlices`
+node instead (see `_view.py`). A leaf that requires grad refuses, as in torch.
 """
 
 from __future__ import annotations
@@ -11,148 +15,507 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import grad_mode
+from ..autograd.node import Op
 from ..backend import xp_of
 from ..tensor import Tensor
+from ._util import meta, reduce_grad, result_dtype
+from ._view import check_view_inplace, rebase_view, refresh_view
 
-_LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
-
-
-def _check_leaf(t: Tensor) -> None:
-    if t.grad_fn is None and t._requires_grad and grad_mode.state.enabled:
-        raise RuntimeError(_LEAF_MSG)
-
-
-def rebind_inplace(t: Tensor, make) -> Tensor:
-    """Run `make(src)` on an alias of `t` holding its old value and history, then make `t`
-    the result. Nodes that saved `t` itself see the version bump and refuse to run."""
-    _check_leaf(t)
-    if t._is_view and t._requires_grad:
-        raise RuntimeError(
-            "shardgrad does not support in-place operations on views of tensors that require "
-            "grad; use an out-of-place op (e.g. torch.where or torch.cat) instead"
-        )
-    src = Tensor._make(t._data, t.grad_fn, t._output_nr)
-    src._requires_grad = t._requires_grad
-    src._accumulator = t._accumulator
-    src._vbox = [t._vbox[0]]
-    out = make(src)
-    if np.dtype(out._data.dtype) != np.dtype(t._data.dtype):
-        out = out.to(t.dtype)
-    t._data = out._data
-    t.grad_fn = out.grad_fn
-    t._output_nr = out._output_nr
-    t._requires_grad = out._requires_grad
-    t._bump_version()
-    return t
-
-
-def _write(t: Tensor, result) -> Tensor:
-    """Store an out-of-place result into t's own memory (so views see it) and bump."""
-    dst = t._data
-    res_dtype = getattr(result, "dtype", None)
-    if res_dtype is not None and not np.can_cast(res_dtype, dst.dtype, "same_kind"):
-        raise RuntimeError(
-            f"result type {_tname(res_dtype)} can't be cast to the desired output type {_tname(dst.dtype)}"
-        )
-    xp_of(dst).copyto(dst, result, casting="unsafe")
-    t._bump_version()
-    return t
+LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
+_OVERLAP_MSG = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single "
+    "memory location. Please clone() the tensor before performing the operation."
+)
+_TYPE_NAMES = {
+    "float16": "Half",
+    "float32": "Float",
+    "float64": "Double",
+    "int8": "Char",
+    "int16": "Short",
+    "int32": "Int",
+    "int64": "Long",
+    "uint8": "Byte",
+    "bool": "Bool",
+}
 
 
 def _tname(d) -> str:
-    return {"f": "Float", "i": "Long", "b": "Bool", "u": "Byte"}[np.dtype(d).kind]
+    return _TYPE_NAMES.get(np.dtype(d).name, np.dtype(d).name)
 
 
-def _needs_graph(t: Tensor, *others) -> bool:
-    if not grad_mode.state.enabled:
-        return False
-    return t._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others)
+def check_cast(res_dtype, dst_dtype) -> None:
+    """torch refuses in-place results that would change kind (float into int, int into bool)."""
+    if res_dtype != dst_dtype and not np.can_cast(res_dtype, dst_dtype, "same_kind"):
+        raise RuntimeError(
+            f"result type {_tname(res_dtype)} can't be cast to the desired output type "
+            f"{_tname(dst_dtype)}"
+        )
 
 
-def _binary_inplace(fn):
-    """An in-place version of the out-of-place op `fn(self, other, **kw)`."""
-
-    def method(self: Tensor, other, **kwargs):
-        if _needs_graph(self, other):
-            return rebind_inplace(self, lambda src: fn(src, other, **kwargs))
-        res = fn(self.detach(), other.detach() if isinstance(other, Tensor) else other, **kwargs)
-        return _write(self, res._data)
-
-    return method
+def _overlapping(a) -> bool:
+    return any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape))
 
 
-def _unary_inplace(fn):
-    def method(self: Tensor, *args, **kwargs):
-        if _needs_graph(self):
-            return rebind_inplace(self, lambda src: fn(src, *args, **kwargs))
-        return _write(self, fn(self.detach(), *args, **kwargs)._data)
+def _read_only(a) -> bool:
+    """numpy marks broadcast views read-only; cupy has no such flag, so check the strides."""
+    flags = a.flags
+    return not flags.writeable if hasattr(flags, "writeable") else _overlapping(a)
 
-    return method
+
+def _store(t: Tensor, res) -> None:
+    """Write an out-of-place result array into t's memory."""
+    dst = t._data
+    if res.shape != dst.shape:
+        raise RuntimeError(
+            f"output with shape {list(dst.shape)} doesn't match the broadcast shape {list(res.shape)}"
+        )
+    check_cast(res.dtype, dst.dtype)
+    if _read_only(dst):
+        if _overlapping(dst):
+            raise RuntimeError(_OVERLAP_MSG)
+        t._data = res.astype(dst.dtype, copy=True)
+        return
+    xp_of(dst).copyto(dst, res, casting="unsafe")
+
+
+def _snapshot(t: Tensor, keep_old: bool) -> Tensor:
+    """An alias of t holding its current value and history, for the out-of-place op to read.
+    Its data is a copy when the new node may save it (t's memory is about to change)."""
+    src = Tensor._make(t._data.copy() if keep_old else t._data, t.grad_fn, t._output_nr)
+    src._requires_grad = t._requires_grad
+    src._accumulator = t._accumulator
+    return src
+
+
+def _with_graph(t: Tensor, make, keep_old: bool, leaf_msg: str) -> Tensor:
+    if t._view is not None:
+        if t._requires_grad and t._view[4] != t._vbox[0]:
+            refresh_view(t)
+    elif t.grad_fn is None and t._requires_grad:
+        raise RuntimeError(leaf_msg)
+    out = make(_snapshot(t, keep_old))
+    check_cast(out._data.dtype, t._data.dtype)
+    if out._data.dtype != t._data.dtype:
+        out = out.to(t.dtype)
+    _store(t, out._data)
+    if t._view is not None:
+        rebase_view(t, out)
+        return t
+    node = out.grad_fn
+    t.grad_fn, t._output_nr, t._requires_grad = node, out._output_nr, out._requires_grad
+    t._bump_version()
+    if node is not None and getattr(node, "_out_vbox", None) is out._vbox:
+        # the node saved its output: from now on that output is t itself
+        node._out_data, node._out_vbox, node._out_version = t._data, t._vbox, t._vbox[0]
+    return t
+
+
+def run_inplace(
+    t: Tensor,
+    make,
+    others: tuple = (),
+    fast=None,
+    keep_old: bool = True,
+    leaf_msg: str = LEAF_MSG,
+) -> Tensor:
+    """Apply an in-place op to `t`.
+
+    `make(src)` computes the result out of place from a Tensor holding t's value and history;
+    `fast(array)` (optional) writes the result straight into t's array when no graph is
+    recorded. `keep_old=False` says the node made by `make` never reads src's values.
+    """
+    if grad_mode.state.enabled:
+        others_grad = False
+        for o in others:
+            if isinstance(o, Tensor) and o._requires_grad:
+                others_grad = True
+        if t._view is not None:
+            check_view_inplace(t, others_grad)
+        if t._requires_grad or others_grad:
+            return _with_graph(t, make, keep_old, leaf_msg)
+    dst = t._data
+    if fast is not None:
+        if _read_only(dst) and _overlapping(dst):
+            raise RuntimeError(_OVERLAP_MSG)
+        fast(dst)
+    else:
+        _store(t, make(t.detach())._data)
+    t._bump_version()
+    return t
+
+
+# ---------------------------------------------------------------- ops with no out-of-place twin
+class Fill(Op):
+    def forward(self, a, value):
+        self.value_tensor = hasattr(value, "shape")
+        return xp_of(a).full(a.shape, value, dtype=a.dtype)
+
+    def backward(self, g):
+        ga = g * 0 if self.needs_input_grad[0] else None
+        gv = g.sum() if self.needs_input_grad[1] else None
+        return ga, gv
+
+    def name(self) -> str:
+        return "FillBackward3" if self.value_tensor else "FillBackward2"
+
+
+class Zero(Op):
+    def forward(self, a):
+        return xp_of(a).zeros_like(a)
+
+    def backward(self, g):
+        return g * 0
+
+    def name(self) -> str:
+        return "ZeroBackward0"
+
+
+class CopyFrom(Op):
+    """dst.copy_(src) as a function of both: src broadcast and cast to dst's shape and dtype."""
+
+    def forward(self, dst, src):
+        self.src = meta(src)
+        xp = xp_of(dst)
+        out = xp.empty_like(dst)
+        xp.copyto(out, src, casting="unsafe")
+        return out
+
+    def backward(self, g):
+        gd = g * 0 if self.needs_input_grad[0] else None
+        gs = reduce_grad(g, *self.src) if self.needs_input_grad[1] else None
+        return gd, gs
+
+    def name(self) -> str:
+        return "CopyBackwards"
+
+
+# ---------------------------------------------------------------- dtype rules of the fast paths
+def _scalar_result(dst_dtype, s) -> np.dtype:
+    if isinstance(s, bool):
+        return dst_dtype
+    if isinstance(s, float) and dst_dtype.kind != "f":
+        return np.dtype(np.float32)
+    if isinstance(s, int) and dst_dtype.kind == "b":
+        return np.dtype(np.int64)
+    return dst_dtype
+
+
+def _other_array(t: Tensor, other):
+    """`other` as an operand for a ufunc writing into t, after torch's dtype check."""
+    dst = t._data
+    if isinstance(other, Tensor):
+        o = other._data
+        if type(o) is not type(dst):
+            if o.ndim == 0:
+                return _other_array(t, other.item())
+            from ._util import check_same_device  # noqa: PLC0415
+
+            check_same_device(dst, o)
+        check_cast(result_dtype(dst.dtype, o.dtype), dst.dtype)
+        return o
+    if isinstance(other, (int, float, bool)):
+        check_cast(_scalar_result(dst.dtype, other), dst.dtype)
+        return other
+    if isinstance(other, (np.ndarray, np.generic)):
+        check_cast(result_dtype(dst.dtype, np.asarray(other).dtype), dst.dtype)
+        return other
+    raise TypeError(f"unsupported operand type {type(other).__name__} for an in-place op")
+
+
+def _ufunc_into(ufunc: str, dst, o) -> None:
+    try:
+        getattr(xp_of(dst), ufunc)(dst, o, out=dst, casting="unsafe")
+    except ValueError as exc:
+        shape = np.broadcast_shapes(dst.shape, getattr(o, "shape", ()))
+        if shape != dst.shape:
+            raise RuntimeError(
+                f"output with shape {list(dst.shape)} doesn't match the broadcast shape {list(shape)}"
+            ) from None
+        raise RuntimeError(str(exc)) from None
+
+
+# ---------------------------------------------------------------- the in-place methods
+def _ew():
+    from . import elementwise  # noqa: PLC0415
+
+    return elementwise
+
+
+def add_(self: Tensor, other, *, alpha=1) -> Tensor:
+    def fast(dst):
+        o = _other_array(self, other)
+        _ufunc_into("add", dst, o if alpha == 1 else o * alpha)
+
+    return run_inplace(self, lambda s: _ew().add(s, other, alpha=alpha), (other,), fast, False)
+
+
+def sub_(self: Tensor, other, *, alpha=1) -> Tensor:
+    def fast(dst):
+        o = _other_array(self, other)
+        _ufunc_into("subtract", dst, o if alpha == 1 else o * alpha)
+
+    return run_inplace(self, lambda s: _ew().sub(s, other, alpha=alpha), (other,), fast, False)
+
+
+def mul_(self: Tensor, other) -> Tensor:
+    def fast(dst):
+        _ufunc_into("multiply", dst, _other_array(self, other))
+
+    return run_inplace(self, lambda s: _ew().mul(s, other), (other,), fast)
+
+
+def div_(self: Tensor, other, *, rounding_mode=None) -> Tensor:
+    def fast(dst):
+        if dst.dtype.kind != "f":
+            raise RuntimeError(
+                f"result type Float can't be cast to the desired output type {_tname(dst.dtype)}"
+            )
+        _ufunc_into("true_divide", dst, _other_array(self, other))
+
+    if rounding_mode is not None:
+        fast = None
+    return run_inplace(
+        self, lambda s: _ew().div(s, other, rounding_mode=rounding_mode), (other,), fast
+    )
+
+
+def pow_(self: Tensor, exponent) -> Tensor:
+    return run_inplace(self, lambda s: _ew().pow(s, exponent), (exponent,))
 
 
 def zero_(self: Tensor) -> Tensor:
-    _check_leaf(self)
-    if _needs_graph(self):
-        return rebind_inplace(self, lambda src: src * 0)
-    self._data.fill(0)
-    self._bump_version()
-    return self
+    return run_inplace(self, Zero.apply, (), lambda dst: dst.fill(0), False)
 
 
 def fill_(self: Tensor, value) -> Tensor:
-    _check_leaf(self)
     if isinstance(value, Tensor):
-        value = value.item()
-    if _needs_graph(self):
-        return rebind_inplace(self, lambda src: src * 0 + value)
-    self._data.fill(value)
-    self._bump_version()
-    return self
+        if value.ndim != 0:
+            raise RuntimeError(
+                "fill_ only supports 0-dimension value tensor but got tensor with "
+                f"{value.ndim} dimensions."
+            )
+        if not (value._requires_grad and grad_mode.state.enabled):
+            value = value.item()
+
+    def fast(dst):
+        dst.fill(value)
+
+    return run_inplace(self, lambda s: Fill.apply(s, value), (value,), fast, False)
 
 
-def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    if _needs_graph(self, src):
-        from .shape import expand  # noqa: PLC0415
+def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
+    if not isinstance(src, Tensor):
+        src = Tensor._make(np.asarray(src))
+    from .indexing import broadcast_shape_or_raise  # noqa: PLC0415
 
-        return rebind_inplace(self, lambda old: expand(src.to(self.dtype).to(self.device), self.shape) + old * 0)
-    data = src._data if isinstance(src, Tensor) else np.asarray(src)
-    if isinstance(src, Tensor) and type(data) is not type(self._data):
-        data = src.to(self.device)._data
-    xp_of(self._data).copyto(self._data, data, casting="unsafe")
-    self._bump_version()
-    return self
+    if broadcast_shape_or_raise(self._data.shape, src._data.shape) != self._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+            f"{list(np.broadcast_shapes(self._data.shape, src._data.shape))}"
+        )
+    if type(src._data) is not type(self._data):
+        src = src.to(self.device)
+
+    def fast(dst):
+        xp_of(dst).copyto(dst, src._data, casting="unsafe")
+
+    return run_inplace(self, lambda s: CopyFrom.apply(s, src), (src,), fast, False)
 
 
-def _inplace_methods() -> dict:
-    from . import elementwise as ew  # noqa: PLC0415
+def clamp_(self: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - torch's names
+    def fast(dst):
+        for bound in (min, max):
+            if bound is not None:
+                _other_array(self, bound)
+        lo = min._data if isinstance(min, Tensor) else min
+        hi = max._data if isinstance(max, Tensor) else max
+        xp_of(dst).clip(dst, lo, hi, out=dst)  # the dtype check above is torch's
 
-    table = {
-        "add_": _binary_inplace(ew.add),
-        "sub_": _binary_inplace(ew.sub),
-        "mul_": _binary_inplace(ew.mul),
-        "div_": _binary_inplace(ew.div),
-        "pow_": _binary_inplace(ew.pow),
-        "__iadd__": _binary_inplace(ew.add),
-        "__isub__": _binary_inplace(ew.sub),
-        "__imul__": _binary_inplace(ew.mul),
-        "__itruediv__": _binary_inplace(ew.div),
-        "clamp_": _unary_inplace(ew.clamp),
-        "clip_": _unary_inplace(ew.clamp),
-        "exp_": _unary_inplace(ew.exp),
-        "log_": _unary_inplace(ew.log),
-        "sqrt_": _unary_inplace(ew.sqrt),
-        "neg_": _unary_inplace(ew.neg),
-        "abs_": _unary_inplace(ew.abs),
-        "tanh_": _unary_inplace(ew.tanh),
-        "sigmoid_": _unary_inplace(ew.sigmoid),
-        "relu_": _unary_inplace(ew.relu),
-        "zero_": zero_,
-        "fill_": fill_,
-        "copy_": copy_,
-    }
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return run_inplace(self, lambda s: _ew().clamp(s, min, max), (min, max), fast)
+
+
+def addcmul_(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    def fast(dst):
+        prod = tensor1._data * tensor2._data
+        _ufunc_into("add", dst, prod if value == 1 else prod * value)
+
+    return run_inplace(
+        self,
+        lambda s: _ew().addcmul(s, tensor1, tensor2, value=value),
+        (tensor1, tensor2),
+        fast,
+        False,
+    )
+
+
+def addcdiv_(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    def fast(dst):
+        q = tensor1._data / tensor2._data
+        _ufunc_into("add", dst, q if value == 1 else q * value)
+
+    return run_inplace(
+        self,
+        lambda s: _ew().addcdiv(s, tensor1, tensor2, value=value),
+        (tensor1, tensor2),
+        fast,
+        False,
+    )
+
+
+def lerp_(self: Tensor, end: Tensor, weight) -> Tensor:
+    def fast(dst):
+        w = weight._data if isinstance(weight, Tensor) else weight
+        _ufunc_into("add", dst, (end._data - dst) * w)
+
+    return run_inplace(self, lambda s: _ew().lerp(s, end, weight), (end, weight), fast)
+
+
+def _unary_inplace(fn):
+    def method(self: Tensor, *args, **kwargs) -> Tensor:
+        return run_inplace(self, lambda s: fn(s, *args, **kwargs), ())
+
+    return method
+
+
+def _binary_inplace(fn):
+    def method(self: Tensor, other, *args, **kwargs) -> Tensor:
+        return run_inplace(self, lambda s: fn(s, other, *args, **kwargs), (other,))
+
+    return method
+
+
+def _shape_inplace(name: str):
+    def method(self: Tensor, *args, **kwargs) -> Tensor:
+        from . import shape  # noqa: PLC0415
+
+        fn = getattr(shape, name)
+        return run_inplace(self, lambda s: fn(s, *args, **kwargs), ())
+
+    method.__name__ = name + "_"
+    return method
+
+
+# In-place twins of elementwise ops that have no faster path of their own.
+_UNARY = (
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "square",
+    "neg",
+    "negative",
+    "abs",
+    "absolute",
+    "sin",
+    "cos",
+    "tan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asin",
+    "acos",
+    "atan",
+    "asinh",
+    "acosh",
+    "atanh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "sigmoid",
+    "relu",
+    "erf",
+    "erfc",
+    "erfinv",
+    "sign",
+    "sgn",
+    "floor",
+    "ceil",
+    "trunc",
+    "fix",
+    "round",
+    "frac",
+    "clamp_min",
+    "clamp_max",
+    "nan_to_num",
+    "logical_not",
+    "bitwise_not",
+)
+_BINARY = (
+    "remainder",
+    "fmod",
+    "floor_divide",
+    "float_power",
+    "atan2",
+    "arctan2",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+)
+_OPERATORS = {
+    "__ipow__": "pow",
+    "__ifloordiv__": "floor_divide",
+    "__imod__": "remainder",
+    "__iand__": "bitwise_and",
+    "__ior__": "bitwise_or",
+    "__ixor__": "bitwise_xor",
+}
+
+
+def _elementwise_inplace() -> dict:
+    ew = _ew()
+    table = {n + "_": _unary_inplace(getattr(ew, n)) for n in _UNARY if hasattr(ew, n)}
+    table.update({n + "_": _binary_inplace(getattr(ew, n)) for n in _BINARY if hasattr(ew, n)})
+    table.update(
+        {k: _binary_inplace(getattr(ew, n)) for k, n in _OPERATORS.items() if hasattr(ew, n)}
+    )
     return table
 
 
-TENSOR_METHODS = _inplace_methods()
+TENSOR_METHODS = {
+    **_elementwise_inplace(),
+    "add_": add_,
+    "sub_": sub_,
+    "subtract_": sub_,
+    "mul_": mul_,
+    "multiply_": mul_,
+    "div_": div_,
+    "divide_": div_,
+    "true_divide_": div_,
+    "pow_": pow_,
+    "__iadd__": add_,
+    "__isub__": sub_,
+    "__imul__": mul_,
+    "__itruediv__": div_,
+    "zero_": zero_,
+    "fill_": fill_,
+    "copy_": copy_,
+    "clamp_": clamp_,
+    "clip_": clamp_,
+    "addcmul_": addcmul_,
+    "addcdiv_": addcdiv_,
+    "lerp_": lerp_,
+    "triu_": _shape_inplace("triu"),
+    "tril_": _shape_inplace("tril"),
+}
 
 __all__: list[str] = []
