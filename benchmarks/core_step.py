@@ -59,6 +59,8 @@ def mlp_weights(sizes, rng):
 
 def make_mlp_sg(weights):
     import shardgrad as sg
+    import shardgrad.nn
+    import shardgrad.optim  # noqa: F401
 
     layers = []
     for i in range(0, len(weights), 2):
@@ -234,6 +236,8 @@ def training_steps(kind, weights, x, y):
     import torch
 
     import shardgrad as sg
+    import shardgrad.nn
+    import shardgrad.optim  # noqa: F401
 
     if kind == "mlp":
         sg_model, t_model, np_model = (
@@ -276,6 +280,8 @@ def overhead_steps():
     import torch
 
     import shardgrad as sg
+    import shardgrad.nn
+    import shardgrad.optim  # noqa: F401
 
     rng = np.random.default_rng(0)
     xs, ws, bs = (rng.standard_normal(4).astype(np.float32) for _ in range(3))
