@@ -1,0 +1,110 @@
+"""`shardgrad worker`: run a gRPC gradient worker that joins a coordinator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+
+def add_worker_subcommand(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "worker",
+        help="run a gradient worker that registers with a coordinator",
+        description=(
+            "Serve gradient computations for a shardgrad coordinator. The worker registers "
+            "with the coordinator, heartbeats, and drains on SIGTERM: it finishes the request "
+            "in flight, deregisters and exits. The bearer token is read from SHARDGRAD_TOKEN "
+            "or --token-file."
+        ),
+    )
+    p.add_argument("--coordinator", required=True, metavar="HOST:PORT")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
+    p.add_argument(
+        "--advertise-host", default=None, help="host the coordinator dials (default: --host)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="BLAS threads (default: cores / --per-host)"
+    )
+    p.add_argument(
+        "--per-host", type=int, default=1, help="workers sharing this host's cores (default 1)"
+    )
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default ~/.cache/shardgrad)")
+    p.add_argument("--token-file", default=None, help="file holding the bearer token")
+    p.add_argument(
+        "--allow-import",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="module prefix user models may be imported from (repeatable)",
+    )
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to finish work")
+    p.add_argument("--tls-ca", default=None, help="CA certificate to verify the coordinator")
+    p.add_argument("--tls-cert", default=None, help="certificate to serve with (needs --tls-key)")
+    p.add_argument("--tls-key", default=None, help="private key of --tls-cert")
+    p.set_defaults(func=run_worker)
+    return p
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import grpc  # noqa: PLC0415 - keep `shardgrad --help` light
+
+    from . import auth, threads  # noqa: PLC0415
+    from .grpc_server import WorkerServer  # noqa: PLC0415
+    from .memory import retain_freed_memory  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    retain_freed_memory()  # this process is the worker's own: steps reuse their pages
+    if args.device != "cpu":
+        from shardgrad import backend  # noqa: PLC0415
+
+        if not backend.cuda_is_available():
+            print(f"shardgrad worker: --device {args.device} but no CUDA GPU", file=sys.stderr)
+            return 2
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("shardgrad worker: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    server_creds = (
+        grpc.ssl_server_credentials([(_read(args.tls_key), _read(args.tls_cert))])
+        if args.tls_cert
+        else None
+    )
+    channel_creds = grpc.ssl_channel_credentials(_read(args.tls_ca)) if args.tls_ca else None
+    server = WorkerServer(
+        args.coordinator,
+        host=args.host,
+        port=args.port,
+        advertise_host=args.advertise_host,
+        device=args.device,
+        threads_share=args.threads or threads.cpu_share(args.per_host),
+        cache_dir=args.cache_dir,
+        token=auth.read_token(args.token_file),
+        allowed_import_prefixes=args.allow_import,
+        server_credentials=server_creds,
+        channel_credentials=channel_creds,
+    ).start()
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"shardgrad worker listening on {server.address}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("shardgrad worker draining", flush=True)
+    finished = server.drain(args.drain_timeout)
+    print("shardgrad worker stopped", flush=True)
+    return 0 if finished else 1

@@ -1,0 +1,156 @@
+"""The coordinator's side of the Worker service: load a job, compute a step, release.
+
+A step's parameters are encoded once into chunk messages (`ParamPayload`) and the same bytes
+are sent to every worker, so broadcasting to N workers costs one copy of the parameters, not
+N. Gradients are copied once, from the received chunks into one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from shardgrad.protos import worker_pb2, worker_pb2_grpc
+
+from . import auth, messages, wire
+from .job import GradientResult, JobSpec
+from .wire import WireError
+
+COMPUTE_METHOD = "/shardgrad.v1.Worker/ComputeGradients"
+
+
+@dataclass(frozen=True)
+class ParamPayload:
+    """A step's parameters as ready-to-send ComputeRequest.params messages, encoded once."""
+
+    step: int
+    nbytes: int
+    chunks: tuple[bytes, ...]
+
+    @classmethod
+    def encode(cls, flat: np.ndarray, step: int, chunk_bytes: int = wire.CHUNK_BYTES):
+        flat = np.ascontiguousarray(flat)
+        if flat.dtype.byteorder == ">":
+            raise ValueError("parameters must be little-endian")
+        view = wire.byte_view(flat)
+        chunks = tuple(
+            wire.encode_chunk(2, a, view[a:b]) for a, b in wire.chunk_spans(len(view), chunk_bytes)
+        )
+        return cls(step, len(view), chunks)
+
+
+def open_channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    options = wire.grpc_options()
+    if credentials is not None:
+        return grpc.secure_channel(address, credentials, options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+class WorkerClient:
+    """Calls to one gRPC worker. Every call takes a timeout (seconds)."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._metadata = auth.metadata(token)
+        self._channel = open_channel(address, credentials)
+        self._stub = worker_pb2_grpc.WorkerStub(self._channel)
+        self._compute = self._channel.stream_stream(
+            COMPUTE_METHOD, request_serializer=None, response_deserializer=None
+        )
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        grpc.channel_ready_future(self._channel).result(timeout=timeout)
+
+    def load_job(self, spec: JobSpec, timeout: float | None = None) -> worker_pb2.LoadJobResponse:
+        return self._stub.LoadJob(
+            messages.job_to_request(spec), timeout=timeout or self.timeout, metadata=self._metadata
+        )
+
+    def release_job(self, job_id: str, timeout: float | None = None) -> bool:
+        reply = self._stub.ReleaseJob(
+            worker_pb2.ReleaseJobRequest(job_id=job_id),
+            timeout=timeout or self.timeout,
+            metadata=self._metadata,
+        )
+        return reply.released
+
+    def compute(
+        self,
+        spec: JobSpec,
+        step: int,
+        shards: Sequence[tuple[int, np.ndarray]],
+        params: ParamPayload | np.ndarray | None,
+        timeout: float | None = None,
+        out: np.ndarray | None = None,
+    ) -> GradientResult:
+        """The worker's gradient blocks for `shards` at `step`.
+
+        `params` None asks the worker to reuse the parameters it already holds for `step`.
+        `out`, when given, receives the gradients (it must have the size the reply announces).
+        Raises grpc.RpcError for a status the worker returned, WireError for a reply that does
+        not parse.
+        """
+        if isinstance(params, np.ndarray):
+            params = ParamPayload.encode(params, step)
+        if params is not None and params.step != step:
+            raise ValueError(f"parameters are for step {params.step}, not {step}")
+        header = messages.compute_header(
+            spec.job_id, step, spec.layout.fingerprint, shards, params.nbytes if params else 0
+        )
+
+        def requests() -> Iterator[bytes]:
+            yield worker_pb2.ComputeRequest(header=header).SerializeToString()
+            if params is not None:
+                yield from params.chunks
+
+        replies = self._compute(
+            requests(), timeout=timeout or self.timeout, metadata=self._metadata
+        )
+        try:
+            return self._read_result(replies, spec, out)
+        finally:
+            replies.cancel()
+
+    def _read_result(self, replies, spec: JobSpec, out: np.ndarray | None) -> GradientResult:
+        first = next(replies, None)
+        if first is None:
+            raise WireError("the worker closed the stream without a result")
+        header, _, _ = wire.decode_part(first, worker_pb2.ComputeResult)
+        if header is None:
+            raise WireError("the worker's first reply is not a result header")
+        dt = wire.dtype_from_proto(header.dtype, header.byte_order)
+        n_blocks, numel = len(header.blocks), spec.layout.numel
+        if out is None:
+            out = np.empty((n_blocks, numel), dtype=dt)
+        elif out.shape != (n_blocks, numel) or out.dtype != dt:
+            raise ValueError(f"out must be ({n_blocks}, {numel}) {dt}, got {out.shape} {out.dtype}")
+        assembler = wire.ChunkAssembler(wire.byte_view(out), "gradients")
+        if header.grads_nbytes != out.nbytes:
+            raise WireError(f"grads_nbytes {header.grads_nbytes} != {out.nbytes} expected")
+        for raw in replies:
+            h, offset, data = wire.decode_part(raw, worker_pb2.ComputeResult)
+            if h is not None:
+                raise WireError("the worker sent a second result header")
+            assembler.add(offset, data)
+        assembler.check_complete()
+        grads = out if dt.isnative else out.astype(dt.newbyteorder("="))
+        return messages.result_from_header(header, spec.num_micro_shards, numel, grads)
