@@ -6,7 +6,7 @@ numbers follow torch's.
 
 from __future__ import annotations
 
-from . import _dtype, autograd, backend
+from . import _dtype, autograd, backend, data, nn, optim, serialization
 from ._dtype import (
     bool_,
     double,
@@ -38,6 +38,7 @@ from .factory import (
     from_numpy,
     full,
     full_like,
+    get_default_device,
     is_tensor,
     linspace,
     logspace,
@@ -51,12 +52,14 @@ from .factory import (
     randn,
     randn_like,
     randperm,
+    set_default_device,
     tensor,
     zeros,
     zeros_like,
 )
 from .ops import *  # noqa: F403 - the op families' public functions
 from .random import get_rng_state, initial_seed, seed, set_rng_state
+from .serialization import load, save
 from .tensor import Size, Tensor
 
 bool = bool_  # noqa: A001 - torch.bool
@@ -77,15 +80,19 @@ class _Cuda:
         return backend.cupy().cuda.runtime.getDeviceCount() if backend.cuda_is_available() else 0
 
     @staticmethod
+    def current_device() -> int:
+        return backend.resolve(backend.device("cuda")).index
+
+    @staticmethod
     def synchronize(device=None) -> None:  # noqa: F811 - torch's parameter name
         if backend.cuda_is_available():
-            backend.cupy().cuda.Device().synchronize()
+            backend.synchronize(None if device is None else backend.as_device(device))
 
     @staticmethod
     def manual_seed(seed: int) -> None:  # noqa: F811 - torch's parameter name
         from . import random as _r  # noqa: PLC0415
 
-        _r._cuda_generators.clear()
+        _r.cuda_manual_seed(seed)
 
     manual_seed_all = manual_seed
 

@@ -1,1 +1,98 @@
-"""shardgrad.nn (to be filled: Module, Parameter, layers, losses, functional, init, utils)."""
+"""shardgrad.nn: Module and Parameter, layers, losses, `functional`, `init`, `utils`, and
+model specs (`Module.spec()` / `from_spec`)."""
+
+from __future__ import annotations
+
+from . import functional, init, utils
+from .activation import (
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Tanh,
+)
+from .container import ModuleDict, ModuleList, Sequential
+from .conv import Conv1d, Conv2d
+from .dropout import Dropout, Dropout1d, Dropout2d
+from .flatten import Flatten, Unflatten
+from .linear import Identity, Linear
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sparse import Embedding
+from .spec import from_spec
+
+__all__ = [
+    "Module",
+    "Parameter",
+    "Identity",
+    "Linear",
+    "Conv1d",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "ELU",
+    "Softplus",
+    "Hardtanh",
+    "Tanh",
+    "Sigmoid",
+    "LogSigmoid",
+    "Softmax",
+    "Softmin",
+    "LogSoftmax",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "LayerNorm",
+    "GroupNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "Flatten",
+    "Unflatten",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "MSELoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "KLDivLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "functional",
+    "init",
+    "utils",
+    "from_spec",
+]

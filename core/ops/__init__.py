@@ -10,6 +10,7 @@ from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .join import *  # noqa: F403
 from .linalg import *  # noqa: F403
+from .nn_ops import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403

@@ -1,0 +1,1054 @@
+"""`shardgrad.nn.functional`: torch's functional API over shardgrad's fused ops.
+
+Argument checking, legacy arguments (`size_average`, `reduce`) and error messages follow
+torch; the arithmetic lives in `shardgrad.ops.nn_ops` (one fused op per layer kind) or is
+composed from Tensor ops where composition costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+
+from .. import _dtype
+from .. import random as _random
+from ..autograd import grad_mode
+from ..backend import xp_of
+from ..ops import elementwise as _ew
+from ..ops import nn_ops as _nn
+from ..ops.linalg import linear as _linear
+from ..tensor import Tensor, _wrap_dim
+
+__all__ = [
+    "linear",
+    "conv1d",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "relu",
+    "relu_",
+    "relu6",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "mish",
+    "elu",
+    "softplus",
+    "hardtanh",
+    "tanh",
+    "sigmoid",
+    "logsigmoid",
+    "softmax",
+    "softmin",
+    "log_softmax",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "layer_norm",
+    "group_norm",
+    "batch_norm",
+    "embedding",
+    "pad",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+]
+
+
+def __getattr__(name: str):
+    # F.one_hot is shardgrad.one_hot where the op family provides it.
+    if name == "one_hot":
+        from .. import ops  # noqa: PLC0415
+
+        if hasattr(ops, "one_hot"):
+            return ops.one_hot
+    raise AttributeError(f"module 'shardgrad.nn.functional' has no attribute '{name}'")
+
+
+# ================================================================ argument helpers
+def _ntuple(x, n: int, name: str = "argument") -> tuple:
+    if isinstance(x, Iterable) and not isinstance(x, str):
+        t = tuple(int(v) for v in x)
+        if len(t) == 1:
+            t = t * n
+        if len(t) != n:
+            raise ValueError(f"expected {n} values for {name}, got {list(t)}")
+        return t
+    return (int(x),) * n
+
+
+def _pair(x, name: str = "argument") -> tuple:
+    return _ntuple(x, 2, name)
+
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    """torch's `_Reduction.legacy_get_string` and `get_enum` checks."""
+    if size_average is not None or reduce is not None:
+        warnings.warn(
+            "size_average and reduce args will be deprecated, please use reduction='"
+            + _legacy(size_average, reduce)
+            + "' instead.",
+            stacklevel=3,
+        )
+        reduction = _legacy(size_average, reduce)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _legacy(size_average, reduce) -> str:
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if size_average and reduce:
+        return "mean"
+    return "sum" if reduce else "none"
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _data(t):
+    return t._data if isinstance(t, Tensor) else t
+
+
+def _check_float(t: Tensor, what: str) -> None:
+    if t._data.dtype.kind != "f":
+        raise RuntimeError(f"{what}: expected a floating point tensor, got {t.dtype.name}")
+
+
+def _same_dtype(input: Tensor, weight: Tensor, bias: Tensor | None, what: str) -> None:
+    names = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+    if weight._data.dtype != input._data.dtype:
+        raise RuntimeError(
+            f"Input type ({names.get(input.dtype.name, input.dtype.name)}) and weight type "
+            f"({names.get(weight.dtype.name, weight.dtype.name)}) should be the same"
+        )
+    if bias is not None and bias._data.dtype != input._data.dtype:
+        raise RuntimeError(
+            f"Input type ({names.get(input.dtype.name, input.dtype.name)}) and bias type "
+            f"({names.get(bias.dtype.name, bias.dtype.name)}) should be the same"
+        )
+
+
+# ================================================================ linear and convolution
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return _linear(input, weight, bias)
+
+
+def _conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * (2 * len(kernel))
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            out = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                out += [total // 2, total - total // 2]
+            return tuple(out)
+        raise ValueError(
+            f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+        )
+    p = _ntuple(padding, len(kernel), "padding")
+    if any(v < 0 for v in p):
+        raise RuntimeError("negative padding is not supported")
+    return tuple(v for pv in p for v in (pv, pv))
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    unbatched = input.ndim == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    if weight.ndim != 4:
+        raise RuntimeError(
+            f"weight should have at least three dimensions, got weight of size {list(weight.shape)}"
+        )
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    kernel = tuple(weight.shape[2:])
+    pads = _conv_padding(padding, kernel, stride, dilation)
+    n, c, h, w = input.shape
+    if weight.shape[0] % groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+            f"but got weight of size {list(weight.shape)} instead"
+        )
+    if c != weight.shape[1] * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+            f"{list(input.shape)} to have {weight.shape[1] * groups} channels, but got {c} "
+            "channels instead"
+        )
+    ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
+    if ph < eh or pw < ew:
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({ph} x {pw}). Kernel size: ({eh} x {ew}). "
+            "Kernel size can't be greater than actual input size"
+        )
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != weight.shape[0]):
+        raise RuntimeError(
+            f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+            f"{weight.shape[0]} elements, but got bias of size {list(bias.shape)} instead"
+        )
+    _same_dtype(input, weight, bias, "conv2d")
+    out = _nn.Conv2d.apply(
+        input, weight, bias, stride=stride, pads=pads, dilation=dilation, groups=groups
+    )
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
+    """A 1-D convolution as a 2-D one over a height of 1."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(
+            "Expected 2D (unbatched) or 3D (batched) input to conv1d, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    if isinstance(padding, str):
+        pad2 = padding
+    else:
+        pad2 = (0, _ntuple(padding, 1, "padding")[0])
+    out = conv2d(
+        input.unsqueeze(-2),
+        weight.unsqueeze(-2),
+        bias,
+        stride=(1, _ntuple(stride, 1)[0]),
+        padding=pad2,
+        dilation=(1, _ntuple(dilation, 1)[0]),
+        groups=groups,
+    )
+    return out.squeeze(-2)
+
+
+# ================================================================ pooling
+def _pool_args(kernel_size, stride, padding):
+    k = _pair(kernel_size, "kernel_size")
+    s = (
+        k
+        if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+        else _pair(stride, "stride")
+    )
+    p = _pair(padding, "padding")
+    if k[0] // 2 < p[0] or k[1] // 2 < p[1]:
+        raise RuntimeError(
+            f"pad should be smaller than or equal to half of kernel size, but got padW = {p[1]}, "
+            f"padH = {p[0]}, kW = {k[1]}, kH = {k[0]}"
+        )
+    if any(v <= 0 for v in k) or any(v <= 0 for v in s):
+        raise RuntimeError("kernel size and stride should be greater than zero")
+    return k, s, p
+
+
+def _as_batched(input: Tensor, name: str) -> tuple[Tensor, bool]:
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: {list(input.shape)}"
+        )
+    return (input.unsqueeze(0), True) if input.ndim == 3 else (input, False)
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    k, s, p = _pool_args(kernel_size, stride, padding)
+    d = _pair(dilation, "dilation")
+    x, unbatched = _as_batched(input, "max_pool2d")
+    holder: dict | None = {} if return_indices else None
+    track = grad_mode.state.enabled and x._requires_grad
+    out = _nn.MaxPool2d.apply(
+        x,
+        kernel=k,
+        stride=s,
+        padding=p,
+        dilation=d,
+        ceil_mode=ceil_mode,
+        track=track,
+        indices_out=holder,
+    )
+    if unbatched:
+        out = out.squeeze(0)
+    if return_indices:
+        idx = Tensor._make(holder["indices"])
+        return out, idx.squeeze(0) if unbatched else idx
+    return out
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override=None,
+) -> Tensor:
+    k, s, p = _pool_args(kernel_size, stride, padding)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    x, unbatched = _as_batched(input, "avg_pool2d")
+    out = _nn.AvgPool2d.apply(
+        x,
+        kernel=k,
+        stride=s,
+        padding=p,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
+    return out.squeeze(0) if unbatched else out
+
+
+def _adaptive_matrix(in_size: int, out_size: int, dtype) -> np.ndarray:
+    """(out, in) averaging weights over torch's windows [floor(i*L/O), ceil((i+1)*L/O))."""
+    m = np.zeros((out_size, in_size), dtype=dtype)
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -((-(i + 1) * in_size) // out_size)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}"
+        )
+    h, w = input.shape[-2:]
+    if isinstance(output_size, Iterable):
+        oh, ow = tuple(output_size)
+    else:
+        oh = ow = output_size
+    oh = h if oh is None else int(oh)
+    ow = w if ow is None else int(ow)
+    if (oh, ow) == (1, 1):
+        return input.mean((-2, -1), keepdim=True)
+    if (oh, ow) == (h, w):
+        return input * 1.0
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(input, (h // oh, w // ow))
+    xp = xp_of(input._data)
+    dt = input._data.dtype
+    rows = Tensor._make(xp.asarray(_adaptive_matrix(h, oh, dt)))
+    cols = Tensor._make(xp.asarray(_adaptive_matrix(w, ow, dt).T.copy()))
+    return rows @ (input @ cols)
+
+
+# ================================================================ activations
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return input.relu_() if inplace else _nn.Relu.apply(input)
+
+
+def relu_(input: Tensor) -> Tensor:
+    return input.relu_()
+
+
+def _inplace_result(input: Tensor, result: Tensor) -> Tensor:
+    """Write `result` into `input` the way torch's in-place activations do."""
+    from ..ops.inplace import rebind_inplace  # noqa: PLC0415
+
+    if grad_mode.state.enabled and (input._requires_grad or result._requires_grad):
+        return rebind_inplace(input, lambda src: result)
+    input._data[...] = result._data
+    input._bump_version()
+    return input
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    out = _nn.LeakyRelu.apply(input, negative_slope=negative_slope)
+    return _inplace_result(input, out) if inplace else out
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate}")
+    _check_float(input, "gelu")
+    return _nn.Gelu.apply(input, approximate=approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    out = _nn.Silu.apply(input)
+    return _inplace_result(input, out) if inplace else out
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    out = input * softplus(input).tanh()
+    return _inplace_result(input, out) if inplace else out
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    out = _nn.Elu.apply(input, alpha=alpha)
+    return _inplace_result(input, out) if inplace else out
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return _nn.Softplus.apply(input, beta=beta, threshold=threshold)
+
+
+def hardtanh(
+    input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    out = _nn.Hardtanh.apply(input, min_val=min_val, max_val=max_val)
+    return _inplace_result(input, out) if inplace else out
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return _ew.tanh(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return _ew.sigmoid(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return _nn.LogSigmoid.apply(input)
+
+
+def _softmax_dim(name: str, ndim: int) -> int:
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+        "dim=X as an argument.",
+        stacklevel=4,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _softmax_like(op, name: str, input: Tensor, dim, dtype) -> Tensor:
+    if dim is None:
+        dim = _softmax_dim(name, input.ndim)
+    if dtype is not None:
+        input = input.to(dtype)
+    _check_float(input, name)
+    if input.ndim == 0:
+        return op.apply(input.reshape((1,)), dim=0).reshape(())
+    return op.apply(input, dim=_wrap_dim(dim, input.ndim))
+
+
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    return _softmax_like(_nn.Softmax, "softmax", input, dim, dtype)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    return _softmax_like(_nn.Softmax, "softmin", -input, dim, dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    return _softmax_like(_nn.LogSoftmax, "log_softmax", input, dim, dtype)
+
+
+# ================================================================ dropout
+def _dropout_mask(input: Tensor, p: float, shape: tuple):
+    xp = xp_of(input._data)
+    dt = input._data.dtype
+    if p == 1.0:
+        return xp.zeros(shape, dtype=dt)
+    gen = _random.generator(input.device)
+    u = gen.random(shape, dtype=np.float64 if dt == np.float64 else np.float32)
+    mask = (u >= p).astype(dt)
+    mask *= dt.type(1.0 / (1.0 - p))
+    return mask
+
+
+def _check_p(p: float) -> None:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _apply_mask(input: Tensor, mask, inplace: bool) -> Tensor:
+    out = _nn.MaskMul.apply(input, mask=mask)
+    return _inplace_result(input, out) if inplace else out
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    _check_p(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    return _apply_mask(input, _dropout_mask(input, p, input.shape), inplace)
+
+
+def _feature_dropout(
+    input: Tensor, p: float, training: bool, inplace: bool, batched_ndim: int, name: str
+) -> Tensor:
+    _check_p(p)
+    if input.ndim not in (batched_ndim - 1, batched_ndim):
+        raise RuntimeError(
+            f"{name}: Expected {batched_ndim - 1}D or {batched_ndim}D input, but received a "
+            f"{input.ndim}D input."
+        )
+    if not training or p == 0.0:
+        return input
+    lead = 2 if input.ndim == batched_ndim else 1
+    shape = tuple(input.shape[:lead]) + (1,) * (input.ndim - lead)
+    return _apply_mask(input, _dropout_mask(input, p, shape), inplace)
+
+
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    return _feature_dropout(input, p, training, inplace, 3, "dropout1d")
+
+
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    return _feature_dropout(input, p, training, inplace, 4, "dropout2d")
+
+
+# ================================================================ normalisation
+def layer_norm(
+    input: Tensor,
+    normalized_shape,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    ns = (
+        (int(normalized_shape),)
+        if isinstance(normalized_shape, (int, np.integer))
+        else tuple(int(s) for s in normalized_shape)
+    )
+    k = len(ns)
+    if k == 0 or tuple(input.shape[input.ndim - k :]) != ns or input.ndim < k:
+        raise RuntimeError(
+            f"Given normalized_shape={list(ns)}, expected input with shape [*, "
+            f"{', '.join(str(s) for s in ns)}], but got input of size{list(input.shape)}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != ns:
+            raise RuntimeError(
+                f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape {list(t.shape)} and normalized_shape = {list(ns)}"
+            )
+    axes = tuple(range(input.ndim - k, input.ndim))
+    return _nn.NormAffine.apply(input, weight, bias, axes=axes, eps=eps, param_shape=ns)
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    if input.ndim < 2:
+        raise RuntimeError(
+            f"Expected at least 2 dimensions for input tensor but received {input.ndim}"
+        )
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise RuntimeError(
+            "Expected number of channels in input to be divisible by num_groups, but got input of "
+            f"shape {list(input.shape)} and num_groups={num_groups}"
+        )
+    grouped = input.reshape(n, num_groups, -1)
+    out = _nn.NormAffine.apply(grouped, None, None, axes=(2,), eps=eps, param_shape=(1, 1, 1))
+    out = out.reshape(input.shape)
+    param_shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(param_shape)
+    if bias is not None:
+        out = out + bias.reshape(param_shape)
+    return out
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    if input.ndim < 2:
+        raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+    c = input.shape[1]
+    param_shape = (1, c) + (1,) * (input.ndim - 2)
+    axes = (0,) + tuple(range(2, input.ndim))
+    for name, t in (
+        ("weight", weight),
+        ("bias", bias),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
+        if t is not None and t.numel() != c:
+            raise RuntimeError(
+                f"running_mean should contain {c} elements not {t.numel()}"
+                if name.startswith("running")
+                else f"{name} should contain {c} elements not {t.numel()}"
+            )
+    if training:
+        count = input.numel() // c
+        if count <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {input.shape}"
+            )
+        stats: dict = {}
+        out = _nn.NormAffine.apply(
+            input, weight, bias, axes=axes, eps=eps, param_shape=param_shape, stats=stats
+        )
+        with grad_mode.no_grad():
+            if running_mean is not None:
+                _blend(running_mean, stats["mean"].reshape(c), momentum)
+            if running_var is not None:
+                _blend(running_var, stats["var"].reshape(c) * (count / (count - 1)), momentum)
+        return out
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    xp = xp_of(input._data)
+    dt = input._data.dtype
+    invstd = 1.0 / xp.sqrt(running_var._data.astype(dt) + eps)
+    mean = running_mean._data.astype(dt)
+    if weight is None and bias is None:
+        scale = Tensor._make(invstd.reshape(param_shape))
+        return input * scale + Tensor._make((-mean * invstd).reshape(param_shape))
+    scale = Tensor._make(invstd)
+    if weight is not None:
+        scale = weight * scale
+    shift = scale * Tensor._make(-mean)
+    if bias is not None:
+        shift = shift + bias
+    return input * scale.reshape(param_shape) + shift.reshape(param_shape)
+
+
+def _blend(buf: Tensor, value, momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * value, in place."""
+    d = buf._data
+    d *= 1.0 - momentum
+    d += (momentum * value).astype(d.dtype, copy=False)
+    buf._bump_version()
+
+
+# ================================================================ embedding and padding
+def embedding(
+    input: Tensor,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    if sparse:
+        raise NotImplementedError(
+            "shardgrad computes dense embedding gradients only (sparse=False)"
+        )
+    num = weight.shape[0]
+    if padding_idx is not None:
+        if padding_idx > 0 and padding_idx >= num:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        if padding_idx < 0:
+            if padding_idx < -num:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx = num + padding_idx
+    idx = _data(input)
+    if not hasattr(idx, "dtype"):
+        idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+            f"Long, Int; but got {_dtype.from_numpy_dtype(idx.dtype).name} instead (while checking "
+            "arguments for embedding)"
+        )
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _embedding_renorm(weight, idx, max_norm, norm_type)
+    token_scale = None
+    if padding_idx is not None or scale_grad_by_freq:
+        xp = xp_of(weight._data)
+        token_scale = xp.ones(idx.shape, dtype=weight._data.dtype)
+        if scale_grad_by_freq:
+            counts = xp.bincount(idx.reshape(-1), minlength=num)
+            token_scale = token_scale / counts[idx]
+        if padding_idx is not None:
+            token_scale[idx == padding_idx] = 0
+    return _nn.Embedding.apply(weight, idx=idx, token_scale=token_scale)
+
+
+def _embedding_renorm(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
+    xp = xp_of(weight._data)
+    rows = xp.unique(idx.reshape(-1))
+    w = weight._data
+    sel = w[rows]
+    if norm_type == math.inf:
+        norms = xp.abs(sel).max(axis=1)
+    else:
+        norms = (xp.abs(sel) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
+    over = norms > max_norm
+    if over.any():
+        scale = (max_norm / (norms[over] + 1e-7)).astype(w.dtype)
+        w[rows[over]] = sel[over] * scale[:, None]
+        weight._bump_version()
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError(
+            "Padding length should be less than or equal to two times the input dimension but "
+            f"got padding length {len(pad)} and input of dimension {input.ndim}"
+        )
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if mode == "constant":
+        return _nn.ConstantPad.apply(
+            input, pads=tuple(widths), value=0.0 if value is None else value
+        )
+    if value is not None and value != 0:
+        raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument.')
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    n_pad = len(pad) // 2
+    index = [slice(None)] * (input.ndim - n_pad)
+    first = input.ndim - n_pad
+    for d in range(first, input.ndim):
+        size = input.shape[d]
+        lo, hi = widths[d]
+        if mode == "reflect" and (lo >= size or hi >= size):
+            raise RuntimeError(
+                f"Argument #4: Padding size should be less than the corresponding input dimension, "
+                f"but got: padding ({lo}, {hi}) at dimension {d} of input {list(input.shape)}"
+            )
+        if mode == "circular" and (lo > size or hi > size):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        pos = np.arange(-lo, size + hi)
+        if mode == "reflect":
+            pos = np.abs(pos)
+            pos = np.where(pos >= size, 2 * (size - 1) - pos, pos)
+        elif mode == "replicate":
+            pos = np.clip(pos, 0, size - 1)
+        else:
+            pos = pos % size
+        shape = [1] * n_pad
+        shape[d - first] = pos.size
+        index.append(xp_of(input._data).asarray(pos.reshape(shape)))
+    return input[tuple(index)]
+
+
+# ================================================================ losses
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=2,
+        )
+    reduction = _reduction(size_average, reduce, reduction)
+    if weight is not None:
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError("Weights and input must have the same size.")
+        d = input - target
+        sq = d * d * weight
+        if reduction == "mean":
+            return sq.sum() / weight.sum()
+        return _reduce(sq, reduction)
+    return _nn.MseLoss.apply(input, target, reduction=reduction)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=2,
+        )
+    reduction = _reduction(size_average, reduce, reduction)
+    loss = (input - target).abs()
+    if weight is not None:
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError("Weights and input must have the same size.")
+        loss = loss * weight
+        if reduction == "mean":
+            return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    d = (input - target).abs()
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    loss = _ew.where(d._data < beta, d * d * (0.5 / beta), d - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
+    reduction = _reduction(None, None, reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    d = (input - target).abs()
+    loss = _ew.where(d._data < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    if weight is not None:
+        loss = loss * weight
+        if reduction == "mean":
+            return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    if reduction == "batchmean":
+        red = "sum"
+    else:
+        red = _reduction(size_average, reduce, reduction)
+        if red == "mean":
+            warnings.warn(
+                "reduction: 'mean' divides the total loss by both the batch size and the support "
+                "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
+                "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
+                "major release.",
+                stacklevel=2,
+            )
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        pos = target._data > 0
+        safe = _ew.where(pos, target, 1.0)
+        loss = target * safe.log() - target * input
+    out = _reduce(loss, red)
+    if reduction == "batchmean" and input.ndim != 0:
+        out = out / input.shape[0]
+    return out
+
+
+def _class_weight(weight: Tensor | None, n_classes: int):
+    if weight is None:
+        return None
+    if weight.ndim != 1 or weight.shape[0] != n_classes:
+        raise RuntimeError(
+            f"weight tensor should be defined either for all {n_classes} classes or no classes but "
+            f"got weight tensor of shape: {list(weight.shape)}"
+        )
+    return weight._data
+
+
+def nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    t = _data(target)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"expected scalar type Long but found {_dtype.from_numpy_dtype(t.dtype).name.capitalize()}"
+        )
+    unbatched = input.ndim == 1
+    if unbatched:
+        if t.ndim != 0:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        input, t = input.unsqueeze(0), t.reshape(1)
+    elif t.ndim == 0 or input.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+            f"({t.shape[0] if t.ndim else 0})."
+        )
+    if not unbatched and tuple(t.shape[1:]) != tuple(input.shape[2:]):
+        raise RuntimeError(
+            f"Expected target size {[input.shape[0], *input.shape[2:]]}, got {list(t.shape)}"
+        )
+    w = _class_weight(weight, input.shape[1])
+    out = _nn.NllLoss.apply(input, t, weight=w, reduction=reduction, ignore_index=ignore_index)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    logp = log_softmax(input, class_dim)
+    w_shape = [1] * input.ndim
+    w_shape[class_dim] = n_classes
+    if _data(target).dtype.kind == "f":
+        if tuple(target.shape) != tuple(input.shape):
+            raise RuntimeError(
+                f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                f"({target.shape[0] if target.ndim else 0})."
+                if target.ndim and input.ndim and target.shape[0] != input.shape[0]
+                else f"Expected target size {list(input.shape)}, got {list(target.shape)}"
+            )
+        t = target
+        if label_smoothing > 0:
+            t = t * (1 - label_smoothing) + label_smoothing / n_classes
+        prod = logp * t
+        w = _class_weight(weight, n_classes)
+        if w is not None:
+            prod = prod * weight.reshape(tuple(w_shape))
+        if reduction == "none":
+            return -prod.sum(class_dim)
+        if reduction == "sum":
+            return -prod.sum()
+        return -prod.sum() / (input.numel() / n_classes)
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0.0:
+        return nll
+    t = _data(target)
+    ignore = t == ignore_index
+    if weight is not None:
+        smooth = -(logp * weight.reshape(tuple(w_shape))).sum(class_dim)
+    else:
+        smooth = -logp.sum(class_dim)
+    keep = Tensor._make(xp_of(input._data).asarray(~ignore, dtype=input._data.dtype))
+    smooth = smooth * keep
+    if reduction == "mean":
+        if weight is not None:
+            safe = xp_of(t).where(ignore, 0, t)
+            denom = float((weight._data[safe] * (~ignore)).sum())
+        else:
+            denom = float((~ignore).sum())
+        ret = smooth.sum() / denom
+    elif reduction == "sum":
+        ret = smooth.sum()
+    else:
+        ret = smooth
+    return nll * (1 - label_smoothing) + ret * (label_smoothing / n_classes)
+
+
+def binary_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}) is deprecated. Please ensure they have the same size."
+        )
+    x = input._data
+    if x.size and (bool((x < 0).any()) or bool((x > 1).any())):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        weight = weight.expand(input.shape)
+    return _nn.BinaryCrossEntropy.apply(input, target, weight, reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Target size ({target.shape}) must be the same as input size ({input.shape})"
+        )
+    return _nn.BceWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)

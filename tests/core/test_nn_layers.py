@@ -1,0 +1,334 @@
+"""Every layer against torch in float64: outputs, input gradients, parameter gradients and
+buffers, with torch's weights copied in through load_state_dict."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _nn_helpers import close, compare_module
+
+import shardgrad as sg
+
+# (id, constructor taking the nn namespace, input shape)
+LAYERS = [
+    ("linear", lambda nn: nn.Linear(5, 3), (4, 5)),
+    ("linear_nobias_3d", lambda nn: nn.Linear(5, 3, bias=False), (2, 4, 5)),
+    ("conv_plain", lambda nn: nn.Conv2d(3, 4, 3), (2, 3, 7, 6)),
+    ("conv_stride_pad", lambda nn: nn.Conv2d(3, 4, 3, stride=2, padding=1), (2, 3, 7, 6)),
+    (
+        "conv_rect_all",
+        lambda nn: nn.Conv2d(
+            4, 6, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2
+        ),
+        (2, 4, 9, 8),
+    ),
+    ("conv_same_even", lambda nn: nn.Conv2d(3, 5, 4, padding="same"), (2, 3, 7, 6)),
+    ("conv_same_dilated", lambda nn: nn.Conv2d(3, 5, 3, padding="same", dilation=2), (2, 3, 7, 6)),
+    ("conv_valid", lambda nn: nn.Conv2d(3, 5, 2, padding="valid", bias=False), (2, 3, 5, 5)),
+    ("conv_depthwise", lambda nn: nn.Conv2d(4, 8, 3, padding=1, groups=4), (2, 4, 6, 6)),
+    ("conv_1x1", lambda nn: nn.Conv2d(4, 3, 1), (2, 4, 5, 5)),
+    ("conv_1x1_stride", lambda nn: nn.Conv2d(4, 3, 1, stride=2), (2, 4, 5, 5)),
+    ("conv_big_stride", lambda nn: nn.Conv2d(2, 3, 2, stride=3), (2, 2, 8, 7)),
+    (
+        "conv_reflect",
+        lambda nn: nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+        (2, 3, 6, 6),
+    ),
+    (
+        "conv_replicate",
+        lambda nn: nn.Conv2d(3, 4, 3, padding=2, padding_mode="replicate"),
+        (2, 3, 6, 6),
+    ),
+    (
+        "conv_circular",
+        lambda nn: nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular"),
+        (2, 3, 6, 6),
+    ),
+    ("conv_unbatched", lambda nn: nn.Conv2d(3, 4, 3), (3, 6, 6)),
+    ("conv1d", lambda nn: nn.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 9)),
+    ("conv1d_same_groups", lambda nn: nn.Conv1d(4, 4, 4, padding="same", groups=2), (2, 4, 9)),
+    ("maxpool_2", lambda nn: nn.MaxPool2d(2), (2, 3, 8, 6)),
+    ("maxpool_odd_crop", lambda nn: nn.MaxPool2d(2), (2, 3, 7, 5)),
+    ("maxpool_overlap_pad", lambda nn: nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 8)),
+    ("maxpool_ceil", lambda nn: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 3, 8, 7)),
+    ("maxpool_dilation", lambda nn: nn.MaxPool2d(2, stride=1, dilation=2), (2, 3, 6, 6)),
+    ("maxpool_rect", lambda nn: nn.MaxPool2d((2, 3), stride=(1, 2)), (2, 3, 6, 7)),
+    ("avgpool_2", lambda nn: nn.AvgPool2d(2), (2, 3, 8, 6)),
+    ("avgpool_pad", lambda nn: nn.AvgPool2d(3, stride=2, padding=1), (2, 3, 7, 8)),
+    (
+        "avgpool_pad_exclude",
+        lambda nn: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+        (2, 3, 7, 8),
+    ),
+    ("avgpool_ceil", lambda nn: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 3, 8, 7)),
+    (
+        "avgpool_ceil_exclude",
+        lambda nn: nn.AvgPool2d(2, stride=2, ceil_mode=True, count_include_pad=False),
+        (2, 3, 7, 7),
+    ),
+    (
+        "avgpool_divisor",
+        lambda nn: nn.AvgPool2d(3, stride=1, padding=1, divisor_override=2),
+        (2, 3, 5, 5),
+    ),
+    ("adaptive_1", lambda nn: nn.AdaptiveAvgPool2d(1), (2, 3, 7, 5)),
+    ("adaptive_uneven", lambda nn: nn.AdaptiveAvgPool2d((4, 3)), (2, 3, 7, 5)),
+    ("adaptive_even", lambda nn: nn.AdaptiveAvgPool2d((2, 2)), (2, 3, 8, 6)),
+    ("adaptive_none", lambda nn: nn.AdaptiveAvgPool2d((None, 2)), (2, 3, 5, 7)),
+    ("relu", lambda nn: nn.ReLU(), (3, 7)),
+    ("leaky_relu", lambda nn: nn.LeakyReLU(0.2), (3, 7)),
+    ("gelu", lambda nn: nn.GELU(), (3, 40)),
+    ("gelu_tanh", lambda nn: nn.GELU(approximate="tanh"), (3, 40)),
+    ("silu", lambda nn: nn.SiLU(), (3, 7)),
+    ("mish", lambda nn: nn.Mish(), (3, 7)),
+    ("elu", lambda nn: nn.ELU(alpha=0.7), (3, 7)),
+    ("softplus", lambda nn: nn.Softplus(beta=2.0, threshold=1.0), (3, 7)),
+    ("hardtanh", lambda nn: nn.Hardtanh(-0.5, 0.7), (3, 7)),
+    ("relu6", lambda nn: nn.ReLU6(), (3, 7)),
+    ("tanh", lambda nn: nn.Tanh(), (3, 7)),
+    ("sigmoid", lambda nn: nn.Sigmoid(), (3, 7)),
+    ("logsigmoid", lambda nn: nn.LogSigmoid(), (3, 7)),
+    ("softmax", lambda nn: nn.Softmax(dim=1), (3, 5, 4)),
+    ("softmax_neg", lambda nn: nn.Softmax(dim=-1), (3, 5, 4)),
+    ("softmin", lambda nn: nn.Softmin(dim=0), (3, 5)),
+    ("log_softmax", lambda nn: nn.LogSoftmax(dim=1), (3, 5, 4)),
+    ("layer_norm", lambda nn: nn.LayerNorm(6), (3, 4, 6)),
+    ("layer_norm_2d", lambda nn: nn.LayerNorm((4, 6), eps=1e-3), (3, 4, 6)),
+    ("layer_norm_noaffine", lambda nn: nn.LayerNorm(6, elementwise_affine=False), (3, 6)),
+    ("layer_norm_nobias", lambda nn: nn.LayerNorm(6, bias=False), (3, 6)),
+    ("group_norm", lambda nn: nn.GroupNorm(2, 4), (3, 4, 5, 2)),
+    ("batch_norm_1d", lambda nn: nn.BatchNorm1d(4), (6, 4)),
+    ("batch_norm_1d_seq", lambda nn: nn.BatchNorm1d(4, momentum=0.3), (3, 4, 5)),
+    ("batch_norm_2d", lambda nn: nn.BatchNorm2d(3), (4, 3, 5, 4)),
+    ("batch_norm_cumulative", lambda nn: nn.BatchNorm2d(3, momentum=None), (4, 3, 2, 2)),
+    ("batch_norm_no_track", lambda nn: nn.BatchNorm2d(3, track_running_stats=False), (4, 3, 2, 2)),
+    ("batch_norm_no_affine", lambda nn: nn.BatchNorm2d(3, affine=False), (4, 3, 2, 2)),
+    ("batch_norm_no_bias", lambda nn: nn.BatchNorm1d(3, bias=False), (5, 3)),
+    ("flatten", lambda nn: nn.Flatten(), (2, 3, 4)),
+    ("flatten_range", lambda nn: nn.Flatten(0, 1), (2, 3, 4)),
+    ("unflatten", lambda nn: nn.Unflatten(1, (2, 3)), (4, 6)),
+    ("identity", lambda nn: nn.Identity(3, foo=1), (4, 6)),
+]
+
+
+def _input(shape, seed=0):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    # keep values away from kinks (relu at 0, hardtanh bounds) so finite kinks don't differ
+    return x + 0.05 * np.sign(x)
+
+
+@pytest.mark.parametrize(
+    "make,shape", [(m, s) for _, m, s in LAYERS], ids=[i for i, _, _ in LAYERS]
+)
+def test_layer_matches_torch(make, shape):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compare_module(make(sg.nn), make(torch.nn), _input(shape))
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [(m, s) for i, m, s in LAYERS if "batch_norm" in i],
+    ids=[i for i, _, _ in LAYERS if "batch_norm" in i],
+)
+def test_batch_norm_running_stats_and_eval(make, shape):
+    """Three training steps move the running statistics exactly as torch's; eval then
+    normalises with them (outputs and gradients match)."""
+    s, t = make(sg.nn).double(), make(torch.nn).double()
+    for step in range(3):
+        compare_module(s, t, _input(shape, seed=step))
+    s.eval()
+    t.eval()
+    compare_module(s, t, _input(shape, seed=9))
+    if t.num_batches_tracked is not None:
+        assert int(s.num_batches_tracked.item()) == int(t.num_batches_tracked.item()) == 3
+
+
+def test_maxpool_ties_go_to_first_maximum():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1:3, 1:3] = 1.0
+    for pool in (lambda nn: nn.MaxPool2d(2), lambda nn: nn.MaxPool2d(3, stride=1, padding=1)):
+        compare_module(pool(sg.nn), pool(torch.nn), x)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, dilation=1),
+    ],
+)
+def test_maxpool_return_indices(kw):
+    x = _input((2, 3, 7, 8))
+    out_s, idx_s = sg.nn.functional.max_pool2d(sg.tensor(x), return_indices=True, **kw)
+    out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+    close(out_s, out_t)
+    np.testing.assert_array_equal(idx_s.numpy(), idx_t.numpy())
+
+
+def test_dropout_train_and_eval():
+    sg.manual_seed(0)
+    layer = sg.nn.Dropout(p=0.3)
+    x = sg.ones(200, 500, requires_grad=True)
+    y = layer(x)
+    kept = y.detach().numpy() != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(y.detach().numpy()[kept], 1 / 0.7, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), kept / 0.7, rtol=1e-6)
+    layer.eval()
+    assert layer(x) is x
+    assert repr(layer) == repr(torch.nn.Dropout(p=0.3))
+
+
+def test_dropout_p_one_and_zero_and_errors():
+    x = sg.randn(10, 10)
+    assert float(sg.nn.functional.dropout(x, 1.0).abs().sum()) == 0.0
+    assert sg.nn.functional.dropout(x, 0.0) is x
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1"):
+        sg.nn.Dropout(1.5)
+
+
+def test_dropout2d_zeroes_whole_channels():
+    sg.manual_seed(1)
+    y = sg.nn.Dropout2d(0.5)(sg.ones(8, 16, 3, 3)).numpy()
+    per_channel = y.reshape(8, 16, 9)
+    assert np.all((per_channel == 0).all(-1) | (per_channel == 2.0).all(-1))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"padding_idx": 1}, {"padding_idx": -1, "scale_grad_by_freq": True}, {"max_norm": 1.0}],
+)
+def test_embedding_matches_torch(kw):
+    idx = np.array([[1, 2, 1, 0], [4, 1, 3, 3]])
+    s, t = sg.nn.Embedding(5, 3, **kw), torch.nn.Embedding(5, 3, **kw)
+    compare_module(s, t, idx, grad_input=False)
+    close(s.weight, t.weight)  # max_norm renormalises rows in place, like torch
+
+
+def test_embedding_padding_row_starts_at_zero_and_from_pretrained():
+    e = sg.nn.Embedding(4, 3, padding_idx=2)
+    assert np.all(e.weight.detach().numpy()[2] == 0)
+    w = sg.randn(4, 3)
+    frozen = sg.nn.Embedding.from_pretrained(w)
+    assert not frozen.weight.requires_grad
+    close(frozen(sg.tensor([3, 0])), w.numpy()[[3, 0]])
+    with pytest.raises(IndexError, match="index out of range"):
+        e(sg.tensor([4]))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_modes(mode):
+    x = _input((2, 3, 5, 6))
+    pads = (1, 2, 2, 1)
+    xs, xt = sg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    kw = {"value": 0.5} if mode == "constant" else {}
+    ys = sg.nn.functional.pad(xs, pads, mode=mode, **kw)
+    yt = torch.nn.functional.pad(xt, pads, mode=mode, **kw)
+    close(ys, yt)
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape))
+    ys.backward(sg.tensor(g))
+    yt.backward(torch.tensor(g))
+    close(xs.grad, xt.grad)
+
+
+def test_constant_pad_negative_crops():
+    x = _input((3, 6))
+    xs, xt = sg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ys, yt = sg.nn.functional.pad(xs, (-1, 2, 1, -2)), torch.nn.functional.pad(xt, (-1, 2, 1, -2))
+    close(ys, yt)
+    ys.sum().backward()
+    yt.sum().backward()
+    close(xs.grad, xt.grad)
+
+
+def test_functional_softmax_dims_and_dtype():
+    x = _input((2, 3, 4))
+    for dim in (0, 1, 2, -1):
+        close(sg.nn.functional.softmax(sg.tensor(x), dim), torch.softmax(torch.tensor(x), dim))
+        close(
+            sg.nn.functional.log_softmax(sg.tensor(x), dim=dim),
+            torch.log_softmax(torch.tensor(x), dim),
+        )
+    out = sg.nn.functional.softmax(sg.tensor(x.astype(np.float32)), 1, dtype=sg.float64)
+    assert out.dtype == sg.float64
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        close(sg.nn.functional.softmax(sg.tensor(x)), torch.softmax(torch.tensor(x), 0))
+
+
+def test_conv_errors_match_torch():
+    F = sg.nn.functional
+    w = sg.randn(4, 3, 3, 3)
+    with pytest.raises(
+        RuntimeError, match="expected input\\[2, 5, 6, 6\\] to have 3 channels, but got 5"
+    ):
+        F.conv2d(sg.randn(2, 5, 6, 6), w)
+    with pytest.raises(
+        RuntimeError, match="Expected 3D \\(unbatched\\) or 4D \\(batched\\) input to conv2d"
+    ):
+        F.conv2d(sg.randn(6, 6), w)
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+        F.conv2d(sg.randn(1, 3, 2, 2), w)
+    with pytest.raises(ValueError, match="in_channels must be divisible by groups"):
+        sg.nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(
+        ValueError, match="padding='same' is not supported for strided convolutions"
+    ):
+        sg.nn.Conv2d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(
+        RuntimeError, match="pad should be smaller than or equal to half of kernel size"
+    ):
+        F.max_pool2d(sg.randn(1, 1, 4, 4), 2, padding=2)
+
+
+def test_float32_conv_net_close_to_torch():
+    """The default dtype path (float32 GEMMs) agrees with torch to float32 precision."""
+
+    def net(nn):
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 3),
+        )
+
+    s, t = net(sg.nn), net(torch.nn)
+    s.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    ys, yt = s(sg.tensor(x)), t(torch.tensor(x))
+    assert ys.dtype == sg.float32
+    np.testing.assert_allclose(ys.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    ys.sum().backward()
+    yt.sum().backward()
+    for ps, pt in zip(s.parameters(), t.parameters()):
+        assert ps.grad.dtype == sg.float32
+        np.testing.assert_allclose(ps.grad.numpy(), pt.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_torch_level_spellings():
+    x = _input((3, 4, 5, 5))
+    w = np.random.default_rng(2).standard_normal((2, 4, 3, 3))
+    close(sg.tensor(x).softmax(1), torch.tensor(x).softmax(1))
+    close(sg.tensor(x).log_softmax(-1), torch.tensor(x).log_softmax(-1))
+    close(sg.softmax(sg.tensor(x), 2), torch.softmax(torch.tensor(x), 2))
+    close(
+        sg.conv2d(sg.tensor(x), sg.tensor(w), padding=1),
+        torch.conv2d(torch.tensor(x), torch.tensor(w), padding=1),
+    )
+    close(sg.max_pool2d(sg.tensor(x), 2), torch.max_pool2d(torch.tensor(x), 2))
+    close(sg.layer_norm(sg.tensor(x), (5,)), torch.layer_norm(torch.tensor(x), (5,)))
+    assert sg.dropout(sg.tensor(x), 0.5, False).shape == (3, 4, 5, 5)
+
+
+def test_one_hot_is_reexported():
+    t = sg.tensor([0, 2, 1])
+    np.testing.assert_array_equal(
+        sg.nn.functional.one_hot(t, 3).numpy(),
+        torch.nn.functional.one_hot(torch.tensor([0, 2, 1]), 3).numpy(),
+    )
