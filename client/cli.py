@@ -16,6 +16,7 @@ import sys
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("shardgrad.worker.cli", "add_worker_subcommand"),
     ("shardgrad.service.cli", "add_serve_subcommand"),
+    ("shardgrad.client.commands", "add_client_subcommands"),
 )
 
 
