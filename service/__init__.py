@@ -7,5 +7,8 @@
 - `sampler`: which rows each step trains on, as a function of (seed, step)
 - `trainer`: one job's training loop against a worker pool
 - `jobs`: `JobManager`, one loop thread per running job over a shared pool
-- `pools`: the worker-pool interface and its implementations
+- `pools`: the worker-pool interface and its implementations (in-process, gRPC, Ray)
+- `api`: the gRPC Coordinator service; `convert`: records as its messages
+- `server`: `Coordinator`, the process behind `shardgrad serve`; `cli`: the command
+- `security`: the bearer token and TLS credentials; `launcher`: local worker processes
 """

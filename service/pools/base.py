@@ -113,6 +113,11 @@ class WorkerPool(ABC):
         """The loop's verdict that a worker failed or missed a deadline. The default keeps no
         record; pools that can tell a dead worker from a slow one override it."""
 
+    def describe(self) -> list[dict]:
+        """One dict per worker for listings (keys as in coordinator.proto's WorkerInfo:
+        worker_id, pool, state, and whatever else the pool knows)."""
+        return [{"worker_id": w, "pool": self.kind, "state": "IDLE"} for w in self.live_workers()]
+
     # ------------------------------------------------------------------ scaling hooks
     def scale(self, count: int) -> int:
         """Ask for `count` workers; returns the count the pool aims for. Takes effect at the

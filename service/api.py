@@ -1,0 +1,494 @@
+"""The coordinator's gRPC API (coordinator.proto's Coordinator service).
+
+Every request is checked before anything changes. A malformed or inconsistent request gets
+INVALID_ARGUMENT with a message that starts with the offending field (`batch_size: ...`,
+`chunk.offset: ...`); an unknown id gets NOT_FOUND; a request over a limit (upload size,
+number of active jobs, metric followers) gets RESOURCE_EXHAUSTED. Requests are decoded
+leniently, so bytes that are not the message they claim to be get INVALID_ARGUMENT too
+rather than an internal error. Nothing a client sends is ever unpickled: configurations are
+JSON, datasets are npz read with allow_pickle=False, weights are safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from shardgrad.protos import common_pb2, coordinator_pb2
+from shardgrad.serialization import save_safetensors_bytes
+from shardgrad.worker.layout import ParamLayout
+
+from . import builders, convert
+from .checkpoint import CheckpointManager
+from .config import MAX_WORKERS, JobConfig, ValidationError
+from .datasets import DatasetError
+from .jobs import JobManager
+from .store import JobState, StoreError
+from .trainer import job_dir, model_path
+
+log = logging.getLogger(__name__)
+
+SERVICE = "shardgrad.v1.Coordinator"
+CHUNK_BYTES = 1 << 20
+MAX_CONFIG_BYTES = 4 << 20
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WORKER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_POLL_SECONDS = 0.2
+
+
+class _Undecodable:
+    """What a lenient deserializer hands the handler for bytes that do not parse."""
+
+    def __init__(self, kind: str, error: str) -> None:
+        self.kind, self.error = kind, error
+
+
+def _lenient(cls):
+    def parse(raw: bytes):
+        try:
+            return cls.FromString(raw)
+        except DecodeError as exc:
+            return _Undecodable(cls.__name__, str(exc))
+
+    return parse
+
+
+def _invalid(context, field: str, message: str):
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}")
+
+
+def _decoded(request, context):
+    if isinstance(request, _Undecodable):
+        _invalid(context, "request", f"undecodable {request.kind}: {request.error}")
+    return request
+
+
+def _check_text(context, field: str, value: str, max_len: int) -> None:
+    if len(value) > max_len:
+        _invalid(context, field, f"longer than {max_len} characters")
+    if any(ord(c) < 32 for c in value):
+        _invalid(context, field, "contains control characters")
+
+
+def check_address(context, address: str) -> None:
+    """host:port (or [v6]:port) that a coordinator can dial."""
+    _check_text(context, "address", address, 300)
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _invalid(context, "address", f"expected host:port with a port in 1..65535, got {address!r}")
+    if host.startswith("[") != host.endswith("]") or " " in host:
+        _invalid(context, "address", f"malformed host {host!r}")
+
+
+class CoordinatorService:
+    """The Coordinator service's handlers over one JobManager and its worker pool."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        *,
+        max_jobs: int = 16,
+        max_upload_bytes: int = 1 << 30,
+        heartbeat_interval: float = 2.0,
+        max_followers: int = 32,
+        max_uploads: int = 2,
+    ) -> None:
+        self.manager = manager
+        self.store = manager.store
+        self.pool = manager.pool
+        self.datasets = manager.datasets
+        self.max_jobs = max_jobs
+        self.max_upload_bytes = max_upload_bytes
+        self.heartbeat_interval = heartbeat_interval
+        self.closing = threading.Event()
+        self._submit_lock = threading.Lock()
+        self._followers = threading.BoundedSemaphore(max_followers)
+        # Each upload is held in memory (up to max_upload_bytes) until it is checked.
+        self._uploads = threading.BoundedSemaphore(max_uploads)
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """Handlers for every method of the service, built from its descriptor."""
+        service = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"]
+        kinds = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }
+        methods = {}
+        for m in service.methods:
+            request_cls = getattr(coordinator_pb2, m.input_type.name)
+            response_cls = getattr(coordinator_pb2, m.output_type.name)
+            methods[m.name] = kinds[(m.client_streaming, m.server_streaming)](
+                getattr(self, m.name),
+                request_deserializer=_lenient(request_cls),
+                response_serializer=response_cls.SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler(service.full_name, methods)
+
+    # ------------------------------------------------------------------ helpers
+    def _job_record(self, context, job_id: str):
+        if not job_id:
+            _invalid(context, "job_id", "required")
+        if not _JOB_ID.match(job_id):
+            _invalid(context, "job_id", f"{job_id[:80]!r} is not a job id")
+        rec = self.store.get_job(job_id)
+        if rec is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id}")
+        return rec
+
+    def _last_loss(self, rec) -> float | None:
+        if rec.step <= 0:
+            return None
+        found = self.store.metrics(rec.id, kind="train", after_step=rec.step - 1, limit=1)
+        return float(found[0].values.get("loss", 0.0)) if found else None
+
+    def _job(self, rec) -> coordinator_pb2.Job:
+        return convert.job(rec, self._last_loss(rec))
+
+    def _open(self, context) -> None:
+        if self.closing.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the coordinator is shutting down")
+
+    def _grpc_pool(self, context):
+        if not hasattr(self.pool, "register"):
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this coordinator runs the {self.pool.kind!r} pool; gRPC workers cannot join it "
+                "(start it with --pool grpc)",
+            )
+        return self.pool
+
+    # ------------------------------------------------------------------ datasets
+    def UploadDataset(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        self._open(context)
+        first = next(request_iterator, None)
+        if first is None:
+            _invalid(context, "header", "the upload is empty; send the header first")
+        first = _decoded(first, context)
+        if not first.HasField("header"):
+            _invalid(context, "header", "the first message must be the header")
+        h = first.header
+        _check_text(context, "header.name", h.name, 200)
+        if h.nbytes <= 0:
+            _invalid(context, "header.nbytes", f"must be > 0, got {h.nbytes}")
+        if h.nbytes > self.max_upload_bytes:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"header.nbytes: {h.nbytes} bytes is over this coordinator's upload limit of "
+                f"{self.max_upload_bytes} bytes (--max-upload-bytes)",
+            )
+        if h.sha256 and not _SHA256.match(h.sha256):
+            _invalid(context, "header.sha256", "expected 64 lower-case hex digits")
+        left = context.time_remaining()
+        if not self._uploads.acquire(timeout=60.0 if left is None else max(0.0, min(60.0, left))):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "uploads: other uploads are in progress; try again later",
+            )
+        try:
+            return self._receive_upload(h, request_iterator, context)
+        finally:
+            self._uploads.release()
+
+    def _receive_upload(self, h, request_iterator, context):
+        buffer = bytearray(h.nbytes)
+        filled = 0
+        for message in request_iterator:
+            message = _decoded(message, context)
+            if message.HasField("header"):
+                _invalid(context, "header", "sent twice")
+            if not message.HasField("chunk"):
+                _invalid(context, "chunk", "a message after the header must be a chunk")
+            chunk = message.chunk
+            if chunk.offset != filled:
+                _invalid(context, "chunk.offset", f"{chunk.offset}, expected {filled} (in order)")
+            end = filled + len(chunk.data)
+            if end > h.nbytes:
+                _invalid(context, "chunk.data", f"runs past the announced {h.nbytes} bytes")
+            buffer[filled:end] = chunk.data
+            filled = end
+        if filled != h.nbytes:
+            _invalid(context, "chunk", f"the upload ended after {filled} of {h.nbytes} bytes")
+        data = buffer  # bytes-like; not copied again
+        digest = hashlib.sha256(data).hexdigest()
+        if h.sha256 and h.sha256 != digest:
+            _invalid(context, "header.sha256", f"the bytes hash to {digest}, not {h.sha256}")
+        try:
+            self.datasets.put(data, name=h.name)
+        except DatasetError as exc:
+            _invalid(context, "data", str(exc))
+        log.info("dataset %s uploaded (%d bytes)", digest, len(data))
+        return convert.dataset(self.store.get_dataset(digest))
+
+    def FetchDataset(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        sha = request.sha256
+        if not _SHA256.match(sha):
+            _invalid(context, "sha256", "expected 64 lower-case hex digits")
+        if request.offset < 0:
+            _invalid(context, "offset", f"must be >= 0, got {request.offset}")
+        path = self.datasets.path_for(sha)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below, after the stream
+        except FileNotFoundError:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"sha256: no dataset {sha}")
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if request.offset > size:
+                _invalid(context, "offset", f"{request.offset} is past the end ({size} bytes)")
+            rec = self.store.get_dataset(sha)
+            info = (
+                convert.dataset(rec) if rec is not None else coordinator_pb2.DatasetInfo(sha256=sha)
+            )
+            info.nbytes = size
+            yield coordinator_pb2.FetchDatasetResponse(info=info)
+            # Streamed from disk, never whole in memory. The file is hashed on the way when
+            # sent from the start: a file damaged on disk ends the stream with DATA_LOSS (the
+            # worker also checks the bytes against their name before it keeps them).
+            digest = hashlib.sha256() if request.offset == 0 else None
+            f.seek(request.offset)
+            offset = request.offset
+            while chunk := f.read(CHUNK_BYTES):
+                if digest is not None:
+                    digest.update(chunk)
+                yield coordinator_pb2.FetchDatasetResponse(
+                    chunk=common_pb2.Chunk(offset=offset, data=chunk)
+                )
+                offset += len(chunk)
+            if digest is not None and digest.hexdigest() != sha:
+                context.abort(grpc.StatusCode.DATA_LOSS, f"dataset {sha} is damaged on disk")
+
+    def ListDatasets(self, request, context):  # noqa: N802
+        _decoded(request, context)
+        return coordinator_pb2.ListDatasetsResponse(
+            datasets=[convert.dataset(r) for r in self.store.list_datasets()]
+        )
+
+    # ------------------------------------------------------------------ jobs
+    def SubmitJob(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        self._open(context)
+        if not request.config_json:
+            _invalid(context, "config_json", "required")
+        if len(request.config_json) > MAX_CONFIG_BYTES:
+            _invalid(context, "config_json", f"larger than {MAX_CONFIG_BYTES} bytes")
+        try:
+            config = JobConfig.from_json(request.config_json)
+        except ValidationError as exc:
+            _invalid(context, exc.field, exc.message)
+        if request.initial_weights:
+            if config.initial_weights is not None:
+                _invalid(context, "initial_weights", "given both in config_json and beside it")
+            config.initial_weights = bytes(request.initial_weights)
+        with self._submit_lock:
+            active = sum(1 for r in self.store.list_jobs() if not r.state.is_terminal)
+            if active >= self.max_jobs:
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"jobs: {active} jobs are pending or running, the most this coordinator "
+                    f"takes (--max-jobs {self.max_jobs}); stop one or wait for one to end",
+                )
+            try:
+                rec = self.manager.submit(config)
+            except ValidationError as exc:
+                _invalid(context, exc.field, exc.message)
+        log.info("job %s submitted", rec.id)
+        return self._job(self.store.job(rec.id))
+
+    def GetJob(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        return self._job(self._job_record(context, request.job_id))
+
+    def ListJobs(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        wanted = set()
+        for i, value in enumerate(request.states):
+            if value not in convert.JOB_STATE_FROM_PROTO:
+                _invalid(context, f"states[{i}]", f"{value} is not a job state")
+            wanted.add(convert.JOB_STATE_FROM_PROTO[value])
+        records = [r for r in self.store.list_jobs() if not wanted or r.state in wanted]
+        if request.limit:
+            records = records[-request.limit :]  # the newest, oldest first
+        return coordinator_pb2.ListJobsResponse(jobs=[self._job(r) for r in records])
+
+    def StopJob(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        rec = self._job_record(context, request.job_id)
+        left = context.time_remaining()
+        wait = 60.0 if left is None else max(0.0, min(60.0, left - 1.0))
+        try:
+            rec = self.manager.stop(rec.id, timeout=wait)
+        except StoreError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return self._job(rec)
+
+    def StreamMetrics(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        rec = self._job_record(context, request.job_id)
+        if request.follow and not self._followers.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "follow: too many metric streams are being followed; try again later",
+            )
+        try:
+            yield from self._metrics(rec.id, int(request.from_step), request.follow, context)
+        finally:
+            if request.follow:
+                self._followers.release()
+
+    def _metrics(self, job_id: str, from_step: int, follow: bool, context) -> Iterator:
+        after = from_step - 1
+        sent: set[tuple[int, str]] = set()
+        train_loss: dict[int, float] = {}
+        while True:
+            # The state is read first: a loop writes its last metrics before its final state,
+            # so a terminal state here means the read below sees every record.
+            state = self.store.job(job_id).state
+            for m in self.store.metrics(job_id, after_step=after):
+                if (m.step, m.kind) in sent:
+                    continue
+                sent.add((m.step, m.kind))
+                if m.kind == "train":
+                    train_loss[m.step] = float(m.values.get("loss", 0.0))
+                yield convert.metrics_event(m, state, train_loss.get(m.step))
+                # Re-read the newest step next time: its eval record may come later.
+                after = max(after, m.step - 1)
+            sent = {key for key in sent if key[0] > after}
+            train_loss = {s: v for s, v in train_loss.items() if s > after}
+            if not follow or state.is_terminal or not context.is_active():
+                return
+            if self.closing.wait(_POLL_SECONDS):
+                return
+
+    def FetchModel(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        rec = self._job_record(context, request.job_id)
+        config = self.manager.config(rec.id)
+        path = model_path(self.manager.state_dir, rec.id)
+        if rec.state.is_terminal and path.exists():
+            data, step = path.read_bytes(), rec.step  # the trained state_dict
+        else:
+            ck = CheckpointManager(job_dir(self.manager.state_dir, rec.id) / "checkpoints").latest()
+            if ck is None:
+                context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"job_id: job {rec.id} has no trained parameters yet (no checkpoint)",
+                )
+            data, step = self._model_bytes(config, ck.params), ck.step
+        info = coordinator_pb2.ModelInfo(
+            job_id=rec.id,
+            step=step,
+            model_json=json.dumps(builders.model_spec_dict(config.model), sort_keys=True),
+            nbytes=len(data),
+        )
+        yield coordinator_pb2.FetchModelResponse(info=info)
+        view = memoryview(data)
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield coordinator_pb2.FetchModelResponse(
+                chunk=common_pb2.Chunk(offset=start, data=bytes(view[start : start + CHUNK_BYTES]))
+            )
+
+    def _model_bytes(self, config: JobConfig, flat) -> bytes:
+        """A checkpoint's flat parameters as the model's state_dict (safetensors)."""
+        model = builders.build_model(
+            config.model,
+            seed=config.seed,
+            allowed_prefixes=self.manager.options.allowed_import_prefixes,
+        )
+        if config.dtype == "float64":
+            model.double()
+        else:
+            model.float()
+        named = list(model.named_parameters())
+        layout = ParamLayout.from_shapes(((n, tuple(p.shape)) for n, p in named), config.dtype)
+        views = layout.views(flat)
+        for name, p in named:
+            p._data = views[name]
+        return save_safetensors_bytes(model.state_dict())
+
+    # ------------------------------------------------------------------ workers
+    def ListWorkers(self, request, context):  # noqa: N802
+        _decoded(request, context)
+        return coordinator_pb2.ListWorkersResponse(
+            workers=[convert.worker(w) for w in self.pool.describe()]
+        )
+
+    def ScaleWorkers(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        self._open(context)
+        if request.pool and request.pool != self.pool.kind:
+            _invalid(context, "pool", f"this coordinator runs the {self.pool.kind!r} pool")
+        if request.count > MAX_WORKERS:
+            _invalid(context, "count", f"must be at most {MAX_WORKERS}, got {request.count}")
+        try:
+            count = self.pool.scale(int(request.count))
+        except NotImplementedError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        log.info("workers scaled to %d", count)
+        return coordinator_pb2.ScaleWorkersResponse(
+            count=count, workers=[convert.worker(w) for w in self.pool.describe()]
+        )
+
+    def RegisterWorker(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        self._open(context)
+        pool = self._grpc_pool(context)
+        check_address(context, request.address)
+        if request.worker_id and not _WORKER_ID.match(request.worker_id):
+            _invalid(context, "worker_id", "1 to 64 letters, digits, '.', '_' or '-'")
+        _check_text(context, "device", request.device, 32)
+        _check_text(context, "hostname", request.hostname, 253)
+        _check_text(context, "version", request.version, 64)
+        worker_id = pool.register(
+            request.address,
+            request.worker_id,
+            device=request.device,
+            hostname=request.hostname,
+            cpu_cores=request.cpu_cores,
+            compute_threads=request.compute_threads,
+            version=request.version,
+        )
+        return coordinator_pb2.RegisterWorkerResponse(
+            worker_id=worker_id, heartbeat_interval_seconds=self.heartbeat_interval
+        )
+
+    def Heartbeat(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        pool = self._grpc_pool(context)
+        if not _WORKER_ID.match(request.worker_id):
+            _invalid(context, "worker_id", "required: the id RegisterWorker gave")
+        if request.state not in convert.WORKER_STATE_NAMES:
+            _invalid(context, "state", f"{request.state} is not a worker state")
+        if len(request.loaded_jobs) > 1024:
+            _invalid(context, "loaded_jobs", "more than 1024 entries")
+        known = pool.heartbeat(
+            request.worker_id,
+            convert.WORKER_STATE_NAMES[request.state],
+            [j[:64] for j in request.loaded_jobs],
+            request.requests_served,
+        )
+        return coordinator_pb2.HeartbeatResponse(
+            known=known, heartbeat_interval_seconds=self.heartbeat_interval
+        )
+
+    def DeregisterWorker(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        pool = self._grpc_pool(context)
+        if not _WORKER_ID.match(request.worker_id):
+            _invalid(context, "worker_id", "required: the id RegisterWorker gave")
+        _check_text(context, "reason", request.reason, 500)
+        pool.deregister(request.worker_id, request.reason)
+        return coordinator_pb2.DeregisterWorkerResponse()
+
+
+__all__ = ["CoordinatorService", "JobState", "SERVICE"]

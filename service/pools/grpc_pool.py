@@ -1,0 +1,467 @@
+"""Gradient workers that are gRPC servers (`shardgrad worker`), started anywhere.
+
+Workers join by calling the coordinator's RegisterWorker with the address it should dial, and
+keep heartbeating; the coordinator's API hands those calls to this pool. A worker that misses
+its heartbeats for `heartbeat_timeout` seconds, deregisters, fails a call or misses a deadline
+is dropped from the live set (its micro-shards go to the others within the same step). A
+worker that was dropped but is still alive learns so from its next heartbeat (`known=False`)
+and registers again under the same id.
+
+Dispatch goes through `shardgrad.worker.client`: a step's parameters are encoded into chunk
+messages once and the same bytes go to every worker; a job is loaded onto a worker lazily,
+before the first share of it the worker computes.
+
+Scaling: `scale(n)` sets how many workers get work. With a launcher (`serve --local-workers`)
+the pool starts or stops local worker processes to match; a stopped process drains (finishes
+its request in flight, deregisters). Workers beyond the target that the pool cannot stop
+(started elsewhere) are kept as DRAINING: registered, given no work, and the first to be taken
+back when the target rises or a worker is lost. Every change takes effect at the next step,
+because the training loop reads the live set once per step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import grpc
+
+from shardgrad.worker.client import ParamPayload, WorkerClient
+from shardgrad.worker.wire import WireError
+
+from ..datasets import Dataset
+from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+IDLE, BUSY, DRAINING, LOST = "IDLE", "BUSY", "DRAINING", "LOST"
+
+
+@dataclass
+class RemoteWorker:
+    """The pool's record of one registered worker."""
+
+    id: str
+    address: str
+    client: WorkerClient
+    info: dict
+    registered_at: float
+    last_seen: float  # time.monotonic() of the last sign of life
+    last_heartbeat: float  # wall clock of the same
+    active: bool = True  # given work
+    reported_state: str = IDLE
+    loaded_jobs: list[str] = field(default_factory=list)
+    served: int = 0
+    inflight: int = 0
+    process: object | None = None  # a launcher.LocalProcess when this pool started it
+    loaded: set[str] = field(default_factory=set)  # jobs this pool has loaded on it
+    load_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def state(self) -> str:
+        if not self.active or self.reported_state == DRAINING:
+            return DRAINING
+        return BUSY if self.inflight or self.reported_state == BUSY else IDLE
+
+    def describe(self) -> dict:
+        return {
+            "worker_id": self.id,
+            "pool": "grpc",
+            "address": self.address,
+            "device": self.info.get("device", ""),
+            "state": self.state,
+            "hostname": self.info.get("hostname", ""),
+            "cpu_cores": self.info.get("cpu_cores", 0),
+            "compute_threads": self.info.get("compute_threads", 0),
+            "last_heartbeat": self.last_heartbeat,
+            "loaded_jobs": sorted(set(self.loaded_jobs) | self.loaded),
+            "version": self.info.get("version", ""),
+        }
+
+
+class GrpcPool(WorkerPool):
+    """Workers that registered over gRPC; see the module docstring."""
+
+    kind = "grpc"
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        heartbeat_interval: float = 2.0,
+        heartbeat_timeout: float | None = None,
+        compute_threads: int = 0,
+        rpc_timeout: float = 60.0,
+        max_threads: int = 64,
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.channel_credentials = channel_credentials
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.heartbeat_timeout = (
+            float(heartbeat_timeout)
+            if heartbeat_timeout is not None
+            else 3 * self.heartbeat_interval + 2.0
+        )
+        self.compute_threads = int(compute_threads)
+        self.rpc_timeout = rpc_timeout
+        self.target: int | None = None
+        self.launcher = None
+        self._lock = threading.RLock()
+        self._workers: dict[str, RemoteWorker] = {}
+        self._lost: deque[dict] = deque(maxlen=64)
+        self._jobs: dict[str, JobSpec] = {}
+        self._encoded: dict[str, tuple[StepPayload, ParamPayload]] = {}
+        self._starting = 0  # local processes started that have not registered yet
+        self._ids = itertools.count()
+        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="sg-grpc")
+        self._closed = threading.Event()
+        self._monitor = threading.Thread(
+            target=self._watch_heartbeats, name="sg-grpc-heartbeats", daemon=True
+        )
+        self._monitor.start()
+
+    # ------------------------------------------------------------------ local processes
+    def attach_launcher(self, launcher) -> None:
+        """Let the pool start and stop local worker processes (see service.launcher)."""
+        launcher.on_address = self._on_process_address
+        launcher.on_exit = self._on_process_exit
+        self.launcher = launcher
+
+    def start_local(self, count: int) -> None:
+        for _ in range(count):
+            with self._lock:
+                self._starting += 1
+            try:
+                self.launcher.spawn()
+            except Exception:
+                with self._lock:
+                    self._starting -= 1
+                raise
+
+    def _on_process_address(self, proc) -> None:
+        with self._lock:
+            for w in self._workers.values():
+                if w.address == proc.address and w.process is None:
+                    w.process = proc
+                    self._starting = max(0, self._starting - 1)
+                    break
+
+    def _on_process_exit(self, proc) -> None:
+        with self._lock:
+            matched = [w for w in self._workers.values() if w.process is proc]
+            if not matched and proc.address is None:
+                self._starting = max(0, self._starting - 1)
+        for w in matched:
+            self._remove(w.id, f"its process exited ({proc.popen.returncode})")
+        # Replace a worker that died after it came up; one that never came up would only
+        # die again (bad options, missing modules), so it is left to the logs.
+        if proc.address is not None and not proc.stopping and not self._closed.is_set():
+            self._top_up()
+
+    # ------------------------------------------------------------------ worker calls
+    def register(
+        self,
+        address: str,
+        worker_id: str = "",
+        *,
+        device: str = "",
+        hostname: str = "",
+        cpu_cores: int = 0,
+        compute_threads: int = 0,
+        version: str = "",
+    ) -> str:
+        """Admit a worker (or re-admit one under its old id); returns its id."""
+        if self._closed.is_set():
+            raise RuntimeError("the pool is closed")
+        info = {
+            "device": device,
+            "hostname": hostname,
+            "cpu_cores": cpu_cores,
+            "compute_threads": compute_threads,
+            "version": version,
+        }
+        replaced: list[RemoteWorker] = []
+        with self._lock:
+            if worker_id and worker_id in self._workers:
+                replaced.append(self._workers.pop(worker_id))
+            # One worker per address: a process restarted on the same port replaces the old.
+            for other in list(self._workers.values()):
+                if other.address == address:
+                    replaced.append(self._workers.pop(other.id))
+            wid = worker_id or f"grpc-{next(self._ids)}-{uuid.uuid4().hex[:6]}"
+            process = next((r.process for r in replaced if r.process is not None), None)
+            if process is None and self.launcher is not None:
+                for proc in self.launcher.processes():
+                    if proc.address == address:
+                        process = proc
+                        self._starting = max(0, self._starting - 1)
+                        break
+            now = time.monotonic()
+            worker = RemoteWorker(
+                id=wid,
+                address=address,
+                client=WorkerClient(
+                    address, self.token, self.channel_credentials, timeout=self.rpc_timeout
+                ),
+                info=info,
+                registered_at=time.time(),
+                last_seen=now,
+                last_heartbeat=time.time(),
+                process=process,
+            )
+            worker.active = self.target is None or self._active_count() < self.target
+            self._workers[wid] = worker
+            self._lost = deque((d for d in self._lost if d["worker_id"] != wid), maxlen=64)
+        for old in replaced:
+            old.client.close()
+        log.info("worker %s registered from %s (%s)", wid, address, device or "cpu")
+        self._notify()
+        return wid
+
+    def heartbeat(
+        self, worker_id: str, state: str = IDLE, loaded_jobs: Sequence[str] = (), served: int = 0
+    ) -> bool:
+        """Record a sign of life; False when the worker is unknown (it registers again)."""
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            if worker is None:
+                return False
+            worker.last_seen = time.monotonic()
+            worker.last_heartbeat = time.time()
+            worker.reported_state = state
+            worker.loaded_jobs = list(loaded_jobs)
+            worker.served = int(served)
+        return True
+
+    def deregister(self, worker_id: str, reason: str = "") -> bool:
+        reason = f"deregistered ({reason or 'no reason given'})"
+        return self._remove(worker_id, reason, level=logging.INFO)
+
+    # ------------------------------------------------------------------ membership
+    def _active_count(self) -> int:
+        return sum(1 for w in self._workers.values() if w.active)
+
+    def live_workers(self) -> list[str]:
+        with self._lock:
+            return [
+                w.id for w in self._workers.values() if w.active and w.reported_state != DRAINING
+            ]
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [w.describe() for w in self._workers.values()] + list(self._lost)
+
+    def _remove(self, worker_id: str, reason: str, level: int = logging.WARNING) -> bool:
+        with self._lock:
+            worker = self._workers.pop(worker_id, None)
+            if worker is None:
+                return False
+            record = worker.describe()
+            record["state"] = LOST
+            self._lost.append(record)
+        log.log(level, "worker %s left the pool: %s", worker_id, reason)
+        worker.client.close()
+        self._rebalance()
+        self._notify()
+        return True
+
+    def report_failure(self, worker_id: str, reason: str) -> None:
+        self._remove(worker_id, reason)
+
+    def _watch_heartbeats(self) -> None:
+        period = max(0.05, min(self.heartbeat_interval / 2, 1.0))
+        while not self._closed.wait(period):
+            cutoff = time.monotonic() - self.heartbeat_timeout
+            with self._lock:
+                late = [w.id for w in self._workers.values() if w.last_seen < cutoff]
+            for worker_id in late:
+                self._remove(worker_id, f"no heartbeat for {self.heartbeat_timeout:g} s")
+
+    # ------------------------------------------------------------------ scaling
+    def scale(self, count: int) -> int:
+        if count < 0:
+            raise ValueError(f"worker count must be >= 0, got {count}")
+        with self._lock:
+            self.target = int(count)
+            active = [w for w in self._workers.values() if w.active]
+            extra = len(active) - count
+            # Newest first; among those, processes this pool can stop before remote workers.
+            victims = sorted(active, key=lambda w: (w.process is None, -w.registered_at))
+            drained = victims[: max(0, extra)]
+            for w in drained:
+                w.active = False
+        for w in drained:
+            log.info("worker %s drains (scaled to %d)", w.id, count)
+            if w.process is not None and self.launcher is not None:
+                self.launcher.terminate(w.process)
+        self._rebalance()
+        self._top_up()
+        self._notify()
+        return count
+
+    def _rebalance(self) -> None:
+        """Give work to standby workers while fewer than the target have it."""
+        with self._lock:
+            if self.target is None:
+                return
+            for w in self._workers.values():
+                if self._active_count() >= self.target:
+                    break
+                stopping = w.process is not None and getattr(w.process, "stopping", False)
+                if not w.active and not stopping and w.reported_state != DRAINING:
+                    w.active = True
+
+    def _top_up(self) -> None:
+        """Start local processes until the target can be met (with a launcher)."""
+        if self.launcher is None or self.target is None or self._closed.is_set():
+            return
+        with self._lock:
+            usable = sum(
+                1
+                for w in self._workers.values()
+                if not (w.process is not None and getattr(w.process, "stopping", False))
+                and w.reported_state != DRAINING
+            )
+            missing = self.target - usable - self._starting
+        if missing > 0:
+            self.start_local(missing)
+
+    # ------------------------------------------------------------------ jobs
+    def load_job(self, spec: JobSpec, dataset: Dataset) -> None:
+        if self.compute_threads:
+            spec = replace(spec, compute_threads=self.compute_threads)
+        with self._lock:
+            self._jobs[spec.job_id] = spec
+            for w in self._workers.values():
+                w.loaded.discard(spec.job_id)
+
+    def release_job(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._encoded.pop(job_id, None)
+            holders = [w for w in self._workers.values() if job_id in w.loaded]
+            for w in holders:
+                w.loaded.discard(job_id)
+        for w in holders:
+            self._executor.submit(self._release_on, w, job_id)
+
+    def _release_on(self, worker: RemoteWorker, job_id: str) -> None:
+        try:
+            worker.client.release_job(job_id, timeout=min(10.0, self.rpc_timeout))
+        except grpc.RpcError as exc:
+            log.info("worker %s: releasing job %s: %s", worker.id, job_id, exc.code().name)
+
+    def _params(self, job_id: str, payload: StepPayload) -> ParamPayload:
+        """The step's parameters as chunk messages, encoded once for all its workers."""
+        with self._lock:
+            held = self._encoded.get(job_id)
+            if held is not None and held[0] is payload:
+                return held[1]
+        encoded = ParamPayload.encode(payload.params, payload.step)
+        with self._lock:
+            self._encoded[job_id] = (payload, encoded)
+        return encoded
+
+    def dispatch(
+        self,
+        worker_id: str,
+        job_id: str,
+        payload: StepPayload,
+        micro_shard_ids: Sequence[int],
+        deadline: float,
+    ) -> Future:
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            spec = self._jobs.get(job_id)
+        if worker is None:
+            raise WorkerError(worker_id, "not a registered worker of this pool")
+        if spec is None:
+            raise WorkerError(worker_id, f"job {job_id} is not loaded")
+        params = self._params(job_id, payload)
+        shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
+        with self._lock:
+            worker.inflight += 1
+        try:
+            return self._executor.submit(self._run, worker, spec, payload, shards, params, deadline)
+        except RuntimeError as exc:  # executor shut down: the pool is closing
+            with self._lock:
+                worker.inflight -= 1
+            raise WorkerError(worker_id, str(exc)) from None
+
+    def _run(self, worker, spec, payload, shards, params, deadline) -> DispatchResult:
+        try:
+            return self._compute(worker, spec, payload, shards, params, deadline)
+        except grpc.RpcError as exc:
+            raise WorkerError(worker.id, f"{exc.code().name}: {exc.details()}") from None
+        except (WireError, ValueError) as exc:
+            raise WorkerError(worker.id, f"unusable reply: {exc}") from None
+        finally:
+            with self._lock:
+                worker.inflight -= 1
+
+    def _compute(self, worker, spec, payload, shards, params, deadline) -> DispatchResult:
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerError(worker.id, "deadline passed before the call")
+            return remaining
+
+        self._ensure_loaded(worker, spec, left)
+        try:
+            result = worker.client.compute(spec, payload.step, shards, params, timeout=left())
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            # The worker no longer holds the job (it restarted under the same id): load again.
+            with worker.load_lock:
+                worker.loaded.discard(spec.job_id)
+            self._ensure_loaded(worker, spec, left)
+            result = worker.client.compute(spec, payload.step, shards, params, timeout=left())
+        sent = params.nbytes + sum(int(idx.nbytes) for _, idx in shards)
+        return DispatchResult(
+            worker_id=worker.id,
+            blocks=result.block_arrays(),
+            shards=list(result.stats),
+            compute_seconds=result.compute_seconds,
+            bytes_sent=sent,
+            bytes_received=int(result.grads.nbytes),
+            extra={"wire_overflow": result.wire_overflow},
+        )
+
+    def _ensure_loaded(self, worker: RemoteWorker, spec: JobSpec, left) -> None:
+        with worker.load_lock:
+            if spec.job_id in worker.loaded:
+                return
+            # A worker that outlived an earlier coordinator may still hold this job at a later
+            # step than the one resumed from; release it so the worker accepts the step.
+            worker.client.release_job(spec.job_id, timeout=left())
+            worker.client.load_job(spec, timeout=left())
+            worker.loaded.add(spec.job_id)
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        self._closed.set()
+        if self.launcher is not None:
+            self.launcher.close()
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+            self._jobs.clear()
+            self._encoded.clear()
+        for w in workers:
+            w.client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._monitor.join(timeout=5)
+        self._notify()

@@ -1,0 +1,313 @@
+"""Gradient workers as Ray actors (`serve --pool ray`).
+
+The pool joins the Ray cluster at `address` (`ray.init(address=...)`), or starts a local Ray
+when none is given and this process has not initialised Ray already. Each worker is one
+`shardgrad.worker.ray_actor.GradientActor`, with one GPU when the cluster has GPUs.
+
+Per job, the dataset's arrays are put into the object store once and each actor loads the job
+before its first share of it. Per step, the flat parameters are put once (`ray.put`) and the
+same reference goes to every actor; the gradients come back through the object store and
+are read in place.
+
+An actor counts as live once it has answered a ping. `scale(n)` starts actors or retires the
+newest ones: a retired actor gets no new work and is killed once its calls in flight are
+done, so scaling takes effect at the next step. An actor that fails or misses a deadline is
+killed and, while the pool is below its target, replaced by a fresh one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from shardgrad.worker.ray_actor import create_actors
+
+from ..datasets import Dataset
+from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
+
+log = logging.getLogger(__name__)
+
+STARTING, LIVE, DRAINING = "STARTING", "LIVE", "DRAINING"
+
+
+@dataclass
+class _Actor:
+    id: str
+    handle: object
+    state: str = STARTING
+    device: str = ""
+    inflight: int = 0
+    loaded: dict[str, object] = field(default_factory=dict)  # job id -> load_job ObjectRef
+
+    def describe(self) -> dict:
+        if self.state == DRAINING:
+            state = "DRAINING"
+        elif self.state == STARTING:
+            state = "UNSPECIFIED"
+        else:
+            state = "BUSY" if self.inflight else "IDLE"
+        return {
+            "worker_id": self.id,
+            "pool": "ray",
+            "address": "",
+            "device": self.device,
+            "state": state,
+            "loaded_jobs": sorted(self.loaded),
+        }
+
+
+class RayPool(WorkerPool):
+    """Ray actors running shardgrad's gradient computer; see the module docstring."""
+
+    kind = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        num_cpus_per_worker: float = 1.0,
+        use_gpu: bool | None = None,
+        compute_threads: int = 0,
+        allowed_import_prefixes: Sequence[str] = (),
+        init_kwargs: dict | None = None,
+        actor_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        import ray  # noqa: PLC0415 - Ray is only needed by this pool
+
+        self._ray = ray
+        self._owns_ray = False
+        if not ray.is_initialized():
+            kwargs = dict(init_kwargs or {})
+            if address is None:
+                kwargs.setdefault("include_dashboard", False)
+            ray.init(address=address, **kwargs)
+            self._owns_ray = True
+        self.use_gpu = (
+            bool(ray.cluster_resources().get("GPU", 0) > 0) if use_gpu is None else use_gpu
+        )
+        self.num_cpus_per_worker = num_cpus_per_worker
+        self.compute_threads = int(compute_threads)
+        self.allowed_import_prefixes = tuple(allowed_import_prefixes)
+        self.actor_options = dict(actor_options or {})
+        if workers is None:  # one per GPU, else one
+            workers = max(1, int(ray.cluster_resources().get("GPU", 0)))
+        self.target = 0
+        self._lock = threading.RLock()
+        self._actors: dict[str, _Actor] = {}
+        self._jobs: dict[str, tuple[JobSpec, object]] = {}
+        self._params: dict[str, tuple[StepPayload, object]] = {}
+        self._ids = itertools.count()
+        self._closed = False
+        # Ray runs future callbacks on its own thread, where blocking Ray calls must not run;
+        # results are turned into DispatchResults (and failed actors killed) here instead.
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-ray-results")
+        self.scale(workers)
+
+    # ------------------------------------------------------------------ membership
+    def live_workers(self) -> list[str]:
+        with self._lock:
+            return [a.id for a in self._actors.values() if a.state == LIVE]
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [a.describe() for a in self._actors.values()]
+
+    def _start_actor(self) -> None:
+        (handle,) = create_actors(
+            1,
+            num_cpus=self.num_cpus_per_worker,
+            use_gpu=self.use_gpu,
+            allowed_import_prefixes=self.allowed_import_prefixes,
+            **self.actor_options,
+        )
+        actor = _Actor(f"ray-{next(self._ids)}", handle)
+        with self._lock:
+            self._actors[actor.id] = actor
+        ping = handle.ping.remote().future()
+        ping.add_done_callback(lambda fut: self._defer(self._on_ready, actor, fut))
+
+    def _on_ready(self, actor: _Actor, fut: Future) -> None:
+        try:
+            actor.device = fut.result()
+        except Exception as exc:  # noqa: BLE001 - an actor that cannot start is dropped
+            log.warning("ray actor %s did not start: %s", actor.id, exc)
+            self._kill(actor.id)
+            return
+        with self._lock:
+            if actor.state != STARTING or self._actors.get(actor.id) is not actor:
+                return
+            actor.state = LIVE
+        log.info("ray actor %s is live on %s", actor.id, actor.device)
+        self._notify()
+
+    def _kill(self, actor_id: str) -> None:
+        with self._lock:
+            actor = self._actors.pop(actor_id, None)
+        if actor is None:
+            return
+        try:
+            self._ray.kill(actor.handle, no_restart=True)
+        except Exception as exc:  # noqa: BLE001 - already gone
+            log.debug("killing ray actor %s: %s", actor_id, exc)
+        self._notify()
+
+    def scale(self, count: int) -> int:
+        if count < 0:
+            raise ValueError(f"worker count must be >= 0, got {count}")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            self.target = int(count)
+            kept = [a for a in self._actors.values() if a.state != DRAINING]
+            # Retire starting actors first, then the newest live ones.
+            order = sorted(kept, key=lambda a: (a.state != STARTING, -int(a.id.split("-")[1])))
+            retire = order[: max(0, len(kept) - count)]
+            idle = []
+            for a in retire:
+                a.state = DRAINING
+                if a.inflight == 0:
+                    idle.append(a.id)
+            missing = count - (len(kept) - len(retire))
+        for actor_id in idle:
+            self._kill(actor_id)
+        for _ in range(max(0, missing)):
+            self._start_actor()
+        if retire:
+            self._notify()
+        return count
+
+    def report_failure(self, worker_id: str, reason: str) -> None:
+        log.warning("ray actor %s dropped: %s", worker_id, reason)
+        self._kill(worker_id)
+        self._replace_missing()
+
+    def _replace_missing(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            missing = self.target - sum(1 for a in self._actors.values() if a.state != DRAINING)
+        for _ in range(max(0, missing)):
+            self._start_actor()
+
+    # ------------------------------------------------------------------ jobs
+    def load_job(self, spec: JobSpec, dataset: Dataset) -> None:
+        if self.compute_threads:
+            spec = replace(spec, compute_threads=self.compute_threads)
+        data = self._ray.put({spec.input_key: dataset.x, spec.target_key: dataset.y})
+        with self._lock:
+            self._jobs[spec.job_id] = (spec, data)
+            for a in self._actors.values():
+                a.loaded.pop(spec.job_id, None)
+
+    def release_job(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._params.pop(job_id, None)
+            holders = [a for a in self._actors.values() if a.loaded.pop(job_id, None) is not None]
+        for a in holders:
+            a.handle.release_job.remote(job_id)  # fire and forget: unknown ids are no error
+
+    def _params_ref(self, job_id: str, payload: StepPayload):
+        """The step's parameters in the object store: put once, shared by every actor."""
+        with self._lock:
+            held = self._params.get(job_id)
+            if held is not None and held[0] is payload:
+                return held[1]
+        ref = self._ray.put(payload.params)
+        with self._lock:
+            self._params[job_id] = (payload, ref)
+        return ref
+
+    def dispatch(
+        self,
+        worker_id: str,
+        job_id: str,
+        payload: StepPayload,
+        micro_shard_ids: Sequence[int],
+        deadline: float,
+    ) -> Future:
+        with self._lock:
+            actor = self._actors.get(worker_id)
+            job = self._jobs.get(job_id)
+            if actor is None or actor.state == STARTING:
+                raise WorkerError(worker_id, "not a live actor of this pool")
+            if job is None:
+                raise WorkerError(worker_id, f"job {job_id} is not loaded")
+            spec, data = job
+            load = actor.loaded.get(job_id)
+            if load is None:
+                # Calls from one caller to an actor run in order: the load precedes the step.
+                load = actor.loaded[job_id] = actor.handle.load_job.remote(spec, data)
+            actor.inflight += 1
+        params = self._params_ref(job_id, payload)
+        shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
+        sent = payload.params.nbytes + sum(int(idx.nbytes) for _, idx in shards)
+        ref = actor.handle.compute.remote(job_id, payload.step, params, shards)
+        out: Future = Future()
+        ref.future().add_done_callback(
+            lambda fut: self._defer(self._finish, actor, load, fut, out, sent)
+        )
+        return out
+
+    def _defer(self, fn, *args) -> None:
+        try:
+            self._finisher.submit(fn, *args)
+        except RuntimeError:  # the pool closed: nobody waits for this any more
+            pass
+
+    def _finish(self, actor: _Actor, load, fut: Future, out: Future, sent: int) -> None:
+        kill = False
+        with self._lock:
+            actor.inflight -= 1
+            if actor.state == DRAINING and actor.inflight == 0:
+                kill = True
+        try:
+            result = fut.result()
+            value = DispatchResult(
+                worker_id=actor.id,
+                blocks=result.block_arrays(),
+                shards=list(result.stats),
+                compute_seconds=result.compute_seconds,
+                bytes_sent=sent,
+                bytes_received=int(result.grads.nbytes),
+                extra={"wire_overflow": result.wire_overflow},
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
+            value = WorkerError(actor.id, self._explain(exc, load))
+        if kill:
+            self._kill(actor.id)
+        if out.set_running_or_notify_cancel():
+            if isinstance(value, WorkerError):
+                out.set_exception(value)
+            else:
+                out.set_result(value)
+
+    def _explain(self, exc: Exception, load) -> str:
+        """The failure's cause: a failed load_job explains a 'not loaded' compute."""
+        try:
+            self._ray.get(load, timeout=0)
+        except self._ray.exceptions.RayTaskError as load_exc:
+            return f"loading the job failed: {load_exc}"
+        except Exception:  # noqa: BLE001, S110 - not finished, or the actor itself died
+            pass
+        return f"{type(exc).__name__}: {exc}"
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            actors = list(self._actors)
+            self._jobs.clear()
+            self._params.clear()
+        for actor_id in actors:
+            self._kill(actor_id)
+        self._finisher.shutdown(wait=False, cancel_futures=True)
+        if self._owns_ray:
+            self._ray.shutdown()
+        self._notify()
