@@ -12,11 +12,33 @@ from . import _dtype, backend
 from . import random as _random
 from .tensor import Tensor
 
+_default_device: backend.device | None = None  # None: the CPU, without a lookup
+
+
+def set_default_device(device) -> None:
+    """torch.set_default_device: where factory calls without `device=` allocate (from_numpy
+    and the `*_like` functions are not affected, as in torch)."""
+    global _default_device
+    dev = None if device is None else backend.as_device(device)
+    _default_device = None if dev is None or dev.type == "cpu" else backend.resolve(dev)
+
+
+def get_default_device() -> backend.device:
+    return backend.CPU if _default_device is None else _default_device
+
+
+def _dev(device) -> backend.device:
+    if device is None:
+        return backend.CPU if _default_device is None else _default_device
+    return backend.as_device(device)
+
 
 def _to_array(data, dtype=None, device=None):
     """Turn anything array-like into an array on `device`, inferring dtype like torch does:
     Python floats become the default float dtype, ints int64, bools bool."""
     dev = backend.as_device(device) if device is not None else None
+    if dev is None and not isinstance(data, Tensor):
+        dev = _default_device
     if isinstance(data, Tensor):
         arr = data._data
         if dev is None:
@@ -27,8 +49,8 @@ def _to_array(data, dtype=None, device=None):
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _nested_tensors_to_lists(data)
         arr = np.asarray(data)
-        if dtype is None:
-            if arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
+        if dtype is None and not isinstance(data, np.generic):  # numpy scalars keep theirs
+            if arr.dtype.kind == "f":
                 arr = arr.astype(_dtype.get_default_dtype().np)
             elif arr.dtype.kind in "iu" and arr.dtype != np.uint8:
                 arr = arr.astype(np.int64)
@@ -103,14 +125,17 @@ def _shape(size) -> tuple:
     return tuple(int(s) for s in size)
 
 
-def _xp(device):
-    return backend.xp_for(backend.as_device(device))
+def _make(device, fn_name: str, *args, **kwargs):
+    """`xp.<fn_name>(*args, **kwargs)` allocated on `device` (a given GPU index included)."""
+    dev = _dev(device)
+    xp = backend.xp_for(dev)
+    with backend.using(dev):
+        return getattr(xp, fn_name)(*args, **kwargs)
 
 
 def _fill(fill, size, dtype, device, requires_grad):
     dt = _dtype.as_dtype(dtype).np
-    arr = _xp(device).full(_shape(size), fill, dtype=dt)
-    return _finish(arr, requires_grad)
+    return _finish(_make(device, "full", _shape(size), fill, dtype=dt), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -123,7 +148,7 @@ def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     dt = _dtype.as_dtype(dtype).np
-    return _finish(_xp(device).empty(_shape(size), dtype=dt), requires_grad)
+    return _finish(_make(device, "empty", _shape(size), dtype=dt), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -188,33 +213,33 @@ def arange(
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     if step == 0:
         raise RuntimeError("step must be nonzero")
-    arr = _xp(device).arange(start, end, step, dtype=_dtype.to_np(dtype))
+    arr = _make(device, "arange", start, end, step, dtype=_dtype.to_np(dtype))
     return _finish(arr, requires_grad)
 
 
 def linspace(
     start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
-    arr = (
-        _xp(device).linspace(start, end, steps, dtype=np.float64).astype(_dtype.as_dtype(dtype).np)
-    )
+    arr = _make(device, "linspace", start, end, steps, dtype=np.float64)
+    arr = arr.astype(_dtype.as_dtype(dtype).np)
     return _finish(arr, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None) -> Tensor:
-    arr = _xp(device).logspace(start, end, steps, base=base).astype(_dtype.as_dtype(dtype).np)
+    arr = _make(device, "logspace", start, end, steps, base=base)
+    arr = arr.astype(_dtype.as_dtype(dtype).np)
     return Tensor._make(arr)
 
 
 def eye(
     n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
-    arr = _xp(device).eye(n, m, dtype=_dtype.as_dtype(dtype).np)
+    arr = _make(device, "eye", n, m, dtype=_dtype.as_dtype(dtype).np)
     return _finish(arr, requires_grad)
 
 
 def _random_array(kind: str, size, dtype, device, **kw):
-    dev = backend.as_device(device)
+    dev = _dev(device)
     gen = _random.generator(dev)
     dt = _dtype.as_dtype(dtype).np
     shape = _shape(size)
@@ -243,7 +268,7 @@ def randint(low, high=None, size=None, *, dtype=None, device=None, generator=Non
 
 
 def randperm(n: int, *, dtype=None, device=None, generator=None) -> Tensor:
-    dev = backend.as_device(device)
+    dev = _dev(device)
     arr = _random.generator(dev).permutation(n).astype(_dtype.as_dtype(dtype or _dtype.int64).np)
     return Tensor._make(arr)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import is_array
+from ..backend import device_mismatch, is_array
 from . import grad_mode
 
 _FREED_MSG = (
@@ -119,7 +119,14 @@ class Op(Node):
                     any_grad = True
             else:
                 arrays.append(a)
-        out = node.forward(*arrays, **kwargs)
+        try:
+            out = node.forward(*arrays, **kwargs)
+        except (TypeError, ValueError):
+            # numpy and cupy refuse each other's arrays; say so the way torch does
+            mixed = device_mismatch(*arrays)
+            if mixed is not None:
+                raise mixed from None
+            raise
         if type(out) is not np.ndarray and type(out) is not tuple:
             out = _as_array(out)
         if not (any_grad and grad_mode.state.enabled):

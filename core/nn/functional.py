@@ -19,6 +19,7 @@ from ..autograd import grad_mode
 from ..backend import xp_of
 from ..ops import elementwise as _ew
 from ..ops import nn_ops as _nn
+from ..ops._util import check_same_device
 from ..ops.linalg import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 
@@ -703,7 +704,8 @@ def embedding(
             f"Long, Int; but got {_dtype.from_numpy_dtype(idx.dtype).name} instead (while checking "
             "arguments for embedding)"
         )
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+    # (host indices only: on a GPU the check would be a host round trip per step)
+    if type(idx) is np.ndarray and idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm(weight, idx, max_norm, norm_type)
@@ -967,6 +969,20 @@ def cross_entropy(
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     class_dim = 0 if input.ndim == 1 else 1
     n_classes = input.shape[class_dim]
+    t = _data(target)
+    if (
+        input.ndim == 2
+        and weight is None
+        and label_smoothing == 0.0
+        and t.dtype.kind in "iu"
+        and t.ndim == 1
+        and t.shape[0] == input.shape[0]
+        and input._data.dtype.kind == "f"
+    ):  # the common case: one fused op (one kernel each way on a GPU)
+        check_same_device(input._data, t)
+        return _nn.SoftmaxCrossEntropy.apply(
+            input, t, reduction=reduction, ignore_index=ignore_index
+        )
     logp = log_softmax(input, class_dim)
     w_shape = [1] * input.ndim
     w_shape[class_dim] = n_classes
@@ -1002,12 +1018,16 @@ def cross_entropy(
     keep = Tensor._make(xp_of(input._data).asarray(~ignore, dtype=input._data.dtype))
     smooth = smooth * keep
     if reduction == "mean":
+        xp = xp_of(t)
         if weight is not None:
-            safe = xp_of(t).where(ignore, 0, t)
-            denom = float((weight._data[safe] * (~ignore)).sum())
+            safe = xp.where(ignore, 0, t)
+            denom = (weight._data[safe] * (~ignore)).sum()
         else:
-            denom = float((~ignore).sum())
-        ret = smooth.sum() / denom
+            denom = (~ignore).sum()
+        # all targets ignored: the nll term is already nan; this one must not make the
+        # gradient nan too (torch's is zero)
+        denom = xp.asarray(denom).astype(input._data.dtype)
+        ret = smooth.sum() / Tensor._make(xp.where(denom != 0, denom, 1))
     elif reduction == "sum":
         ret = smooth.sum()
     else:
@@ -1030,7 +1050,8 @@ def binary_cross_entropy(
             f"({input.shape}) is deprecated. Please ensure they have the same size."
         )
     x = input._data
-    if x.size and (bool((x < 0).any()) or bool((x > 1).any())):
+    # (host inputs only: on a GPU the check would be a host round trip per step)
+    if type(x) is np.ndarray and x.size and (bool((x < 0).any()) or bool((x > 1).any())):
         raise RuntimeError("all elements of input should be between 0 and 1")
     if weight is not None and tuple(weight.shape) != tuple(input.shape):
         weight = weight.expand(input.shape)

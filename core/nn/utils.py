@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 from .. import factory
 from ..autograd import grad_mode
 from ..backend import xp_of
@@ -68,6 +70,17 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     """Scale gradients in place by min(1, max_norm / (total_norm + 1e-6))."""
     grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
     if not grads:
+        return
+    total = total_norm._data
+    if type(total) is not np.ndarray and not isinstance(total, np.generic):
+        # on a GPU: the coefficient stays there (no host round trip); like torch, the
+        # gradients are always multiplied, by at most 1
+        xp = xp_of(total)
+        coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0)
+        with grad_mode.no_grad():
+            for g in grads:
+                g._data *= coef.astype(g._data.dtype)
+                g._bump_version()
         return
     coef = float(max_norm) / (float(total_norm.item()) + 1e-6)
     coef = min(coef, 1.0)

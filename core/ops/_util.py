@@ -20,13 +20,11 @@ def result_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
 
 
 def check_same_device(a, b) -> None:
-    if type(a) is not type(b):
-        from .. import backend  # noqa: PLC0415
+    """torch's error where two arrays live on different devices."""
+    from .. import backend  # noqa: PLC0415
 
-        raise RuntimeError(
-            "Expected all tensors to be on the same device, but found at least two devices, "
-            f"{backend.device_of(a)} and {backend.device_of(b)}!"
-        )
+    if not backend.same_device(a, b):
+        raise backend.device_mismatch(a, b)
 
 
 def prepare_binary(a, b):

@@ -53,8 +53,8 @@ def to(input: Tensor, *args, **kwargs) -> Tensor:
     dtype, device, copy = _parse_to_args(args, dict(kwargs))
     np_dtype = _dtype.as_dtype(dtype).np if dtype is not None else None
     dev = backend.as_device(device) if device is not None else None
-    if dev is not None and dev.type == "cuda" and dev.index is None:
-        dev = backend.device("cuda", backend.cupy().cuda.runtime.getDevice())
+    if dev is not None and dev.type == "cuda":
+        dev = backend.resolve(dev)  # checks for a GPU; "cuda" means the current one
     same_dtype = np_dtype is None or np_dtype == input._data.dtype
     same_dev = dev is None or dev == input.device
     if same_dtype and same_dev:

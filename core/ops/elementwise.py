@@ -14,9 +14,11 @@ import math
 import numpy as np
 
 from .. import _dtype
+from ..autograd import grad_mode
 from ..autograd.node import Op
 from ..backend import is_array, xp_of
 from ..tensor import Tensor
+from . import _cuda_kernels as _kernels
 from . import _special
 from ._util import meta, prepare_binary, reduce_grad
 
@@ -25,6 +27,17 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 _TWO_OVER_SQRTPI = 2.0 / math.sqrt(math.pi)
 _SQRTPI_OVER_TWO = math.sqrt(math.pi) / 2.0
+
+
+def _fused(g: Tensor, y: Tensor) -> bool:
+    """Whether an activation's backward may run as one CUDA kernel: a GPU float gradient of
+    the output's dtype and no graph to record (create_graph needs the Tensor-op formula)."""
+    return (
+        not grad_mode.state.enabled
+        and _kernels.active(g._data)
+        and g._data.dtype == y._data.dtype
+        and g._data.shape == y._data.shape
+    )
 
 
 def _const(array) -> Tensor:
@@ -185,6 +198,8 @@ class Pow(Op):
         if isinstance(a, Tensor):
             zero = (a._data == 0) & (b._data >= 0)
             gb = g * out * log(a)
+            if type(zero) is not np.ndarray:  # on a GPU a where beats a sync
+                return where(zero, 0.0, gb)
             return where(zero, 0.0, gb) if zero.any() else gb
         if a == 0:
             return where(b._data >= 0, 0.0, g * out * float("-inf"))
@@ -438,10 +453,14 @@ def _is_int(x) -> bool:
 
 
 def _check_int_zero(a, b) -> None:
-    """Integer division by zero is an error in torch, not numpy's silent 0."""
+    """Integer division by zero is an error in torch, not numpy's silent 0. A divisor tensor
+    on the GPU is not checked (it would cost a host round trip; torch's CUDA kernels do not
+    raise either)."""
     if _is_int(a) and _is_int(b):
-        bd = b._data if isinstance(b, Tensor) else b
-        if bool((bd == 0).any()) if isinstance(b, Tensor) else bd == 0:
+        if not isinstance(b, Tensor):
+            if b == 0:
+                raise RuntimeError("ZeroDivisionError")
+        elif type(b._data) is np.ndarray and bool((b._data == 0).any()):
             raise RuntimeError("ZeroDivisionError")
 
 
@@ -759,6 +778,8 @@ class Tanh(Op):
 
     def backward(self, g):
         (out,) = self.saved
+        if _fused(g, out):
+            return Tensor._make(_kernels.tanh_backward(g._data, out._data))
         return g * (1.0 - out * out)
 
 
@@ -832,6 +853,8 @@ class Sigmoid(Op):
     save_output = True
 
     def forward(self, a):
+        if _kernels.active(a):
+            return _kernels.sigmoid(a)
         xp = _xp(a)
         # from exp(-|a|), so neither sign overflows: 1/(1+e) for a >= 0, e/(1+e) below
         e = xp.exp(-xp.abs(a))
@@ -840,6 +863,8 @@ class Sigmoid(Op):
 
     def backward(self, g):
         (out,) = self.saved
+        if _fused(g, out):
+            return Tensor._make(_kernels.sigmoid_backward(g._data, out._data))
         return g * out * (1.0 - out)
 
 
@@ -851,6 +876,8 @@ class Relu(Op):
 
     def backward(self, g):
         (out,) = self.saved
+        if _fused(g, out):
+            return Tensor._make(_kernels.relu_backward(g._data, out._data))
         return g * _mask_like(out._data > 0, g)
 
 
@@ -858,6 +885,8 @@ class Erf(Op):
     save_inputs = (0,)
 
     def forward(self, a):
+        if _kernels.active(a):
+            return _kernels.erf(a)
         return _special.erf(a)
 
     def backward(self, g):

@@ -23,7 +23,9 @@ from ..autograd import grad_mode
 from ..autograd.node import Op
 from ..backend import xp_of
 from ..tensor import Tensor
+from . import _cuda_kernels as _kernels
 from ._util import reduce_grad
+from ._view import add_at
 from .elementwise import where
 
 
@@ -101,6 +103,8 @@ def _erfc_pos(a):
 
 def erf_array(x):
     """erf on an array, accurate to a few ulps in float64."""
+    if _kernels.active(x):
+        return _kernels.erf(x)
     xp = xp_of(x)
     a = xp.abs(x).astype(np.float64)
     out = xp.empty_like(a)
@@ -117,6 +121,8 @@ def erf_array(x):
 
 def ndtr_array(x):
     """The standard normal CDF, accurate in both tails (erfc for the left one)."""
+    if _kernels.active(x):
+        return _kernels.ndtr(x)
     xp = xp_of(x)
     z = x.astype(np.float64) / math.sqrt(2.0)
     out = xp.empty_like(z)
@@ -150,6 +156,8 @@ class Gelu(Op):
 
     def forward(self, a, approximate="none"):
         self.approximate = approximate
+        if _kernels.active(a):  # one kernel each way on the GPU; backward recomputes cdf
+            return _kernels.gelu(a, approximate)
         xp = xp_of(a)
         if approximate == "tanh":
             k = math.sqrt(2.0 / math.pi)
@@ -163,15 +171,17 @@ class Gelu(Op):
 
     def backward(self, g):
         (a,) = self.saved
+        if not _recording() and _kernels.active(a._data) and g._data.dtype == a._data.dtype:
+            return _const(_kernels.gelu_backward(g._data, a._data, self.approximate))
         if self.approximate == "tanh":
             k = math.sqrt(2.0 / math.pi)
-            if _recording():
+            if _recording() or self.extras is None:
                 th = (k * (a + 0.044715 * a * a * a)).tanh()
             else:
                 th = _const(self.extras)
             dinner = k * (1.0 + 3.0 * 0.044715 * a * a)
             return g * (0.5 * (1.0 + th) + 0.5 * a * (1.0 - th * th) * dinner)
-        if _recording():
+        if _recording() or self.extras is None:
             return g * (NormalCdf.apply(a) + a * _normal_pdf(a))
         ad = a._data
         xp = xp_of(ad)
@@ -215,6 +225,8 @@ class Relu(Op):
         (out,) = self.saved
         if _recording():
             return g * _const((out._data > 0).astype(out._data.dtype))
+        if _kernels.active(g._data) and g._data.dtype == out._data.dtype:
+            return _const(_kernels.relu_backward(g._data, out._data))
         return _const(g._data * (out._data > 0))
 
 
@@ -334,9 +346,7 @@ class NllLoss(Op):
         xp = xp_of(logp)
         n_classes = logp.shape[1]
         ignored = target == ignore_index
-        bad = ((target < 0) | (target >= n_classes)) & ~ignored
-        if bad.any():
-            raise IndexError(f"Target {int(target[bad].reshape(-1)[0])} is out of bounds.")
+        _check_targets(target, ignored, n_classes)
         safe = xp.where(ignored, 0, target)
         picked = xp.take_along_axis(logp, xp.expand_dims(safe, 1), axis=1).squeeze(1)
         if weight is None:
@@ -353,8 +363,8 @@ class NllLoss(Op):
             self.extras = (safe, w)
             return losses.sum()
         total = w.sum()
-        # all targets ignored: torch returns nan and a zero gradient
-        self.extras = (safe, w / total if total != 0 else w)
+        # all targets ignored: torch returns nan and a zero gradient (w is all zero then)
+        self.extras = (safe, w / xp.where(total != 0, total, 1))
         with np.errstate(invalid="ignore", divide="ignore"):
             return losses.sum() / total
 
@@ -369,6 +379,97 @@ class NllLoss(Op):
         if self.reduction == "none":
             g = g.unsqueeze(1)
         return g * _const(mask), None
+
+
+def _check_targets(target, ignored, n_classes: int) -> None:
+    """torch's IndexError for class indices out of range. Host arrays only: on a GPU the
+    check would be a host round trip per step (torch asserts inside its kernel there)."""
+    if type(target) is not np.ndarray:
+        return
+    bad = ((target < 0) | (target >= n_classes)) & ~ignored
+    if bad.any():
+        raise IndexError(f"Target {int(target[bad].reshape(-1)[0])} is out of bounds.")
+
+
+class SoftmaxCrossEntropy(Op):
+    """cross_entropy(x, t) for (N, C) logits and class indices, without class weights or label
+    smoothing: log_softmax and nll_loss in one op.
+
+    Forward keeps only the rows' log-sum-exp; the plain backward is one pass,
+    (softmax(x) - onehot(t)) * scale, zero on ignored rows. On the GPU both are single
+    kernels (see _cuda_kernels). Under create_graph the backward is written with Tensor ops
+    (a Softmax of the saved logits), so it differentiates again.
+    """
+
+    save_inputs = (0,)
+
+    def name(self) -> str:
+        return "NllLossBackward0"  # what torch's cross_entropy graph ends in
+
+    def forward(self, x, target, reduction="mean", ignore_index=-100):
+        self.reduction, self.ignore = reduction, ignore_index
+        xp = xp_of(x)
+        keep = target != ignore_index
+        _check_targets(target, ~keep, x.shape[1])
+        if _kernels.active(x):
+            losses, lse = _kernels.xent_forward(x, target, ignore_index)
+        else:
+            losses, lse = _xent_rows(xp, x, target, keep)
+        self.extras = (target, keep, lse, None)
+        if reduction == "none":
+            return losses
+        total = losses.sum()
+        if reduction == "sum":
+            return total
+        count = xp.asarray(keep.sum(), dtype=x.dtype)  # an array (numpy sums are scalars)
+        self.extras = (target, keep, lse, count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count
+
+    def backward(self, g):
+        (x,) = self.saved
+        target, keep, lse, count = self.extras
+        xd = x._data
+        xp = xp_of(xd)
+        if _recording():
+            n_classes = xd.shape[1]
+            onehot = (xp.arange(n_classes) == target[:, None]) & keep[:, None]
+            p = Softmax.apply(x, dim=1) * _const(keep[:, None].astype(xd.dtype))
+            scale = g.unsqueeze(1) if self.reduction == "none" else g
+            if count is not None:
+                scale = scale / _const(count)
+            return (p - _const(onehot.astype(xd.dtype))) * scale, None
+        scale = g._data.astype(xd.dtype, copy=False)
+        if count is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = scale / count
+        if _kernels.active(xd):
+            return _const(_kernels.xent_backward(xd, target, lse, scale, self.ignore)), None
+        return _const(_xent_grad(xp, xd, target, keep, lse, scale)), None
+
+
+def _xent_rows(xp, x, target, keep):
+    """(per-row losses, per-row log-sum-exp) of log_softmax + nll_loss, in the order of the
+    LogSoftmax and NllLoss ops (the same numbers as the two ops in sequence)."""
+    m = x.max(axis=1, keepdims=True)
+    s = x - m
+    lse_rel = xp.log(xp.exp(s).sum(axis=1))
+    safe = xp.where(keep, target, 0)
+    picked = xp.take_along_axis(s, safe[:, None], axis=1)[:, 0]
+    losses = xp.where(keep, -(picked - lse_rel), 0).astype(x.dtype, copy=False)
+    return losses, m[:, 0] + lse_rel
+
+
+def _xent_grad(xp, x, target, keep, lse, scale):
+    """(softmax(x) - onehot(target)) * scale per row, zero on ignored rows."""
+    n, c = x.shape
+    grad = xp.exp(x - lse[:, None])
+    safe = xp.where(keep, target, 0)
+    grad[xp.arange(n), safe] -= 1
+    scale = scale[:, None] if scale.ndim else scale
+    with np.errstate(invalid="ignore"):
+        grad *= scale
+    return xp.where(keep[:, None], grad, 0).astype(x.dtype, copy=False)
 
 
 class MseLoss(Op):
@@ -575,12 +676,7 @@ class EmbeddingGrad(Op):
         if token_scale is not None:
             rows = rows * token_scale.reshape(-1, 1)
         out = xp.zeros((num, dim), dtype=g.dtype)
-        if xp is np:
-            np.add.at(out, flat, rows)
-        else:
-            import cupyx  # noqa: PLC0415 - only reached with cupy arrays
-
-            cupyx.scatter_add(out, flat, rows)
+        add_at(out, flat, rows)
         return out
 
     def backward(self, gg):
@@ -681,6 +777,9 @@ def _pad2d(x, pads, value=0):
 def _im2col(x, geom: _ConvGeom):
     """(N, C*kh*kw, OH*OW) patches: rows in the weight's (c, i, j) order, so a per-sample
     GEMM with the (O, C*kh*kw) weight gives NCHW output directly."""
+    if _kernels.active(x):  # one kernel on the GPU, zero padding included
+        kernel = geom.w_shape[2:]
+        return _kernels.im2col(x, kernel, geom.out_hw, geom.stride, geom.pads, geom.dilation)
     xp = xp_of(x)
     n, c = x.shape[:2]
     kh, kw = geom.w_shape[2:]
@@ -706,6 +805,11 @@ def _im2col(x, geom: _ConvGeom):
 def _col2im(cols, geom: _ConvGeom):
     """The adjoint of `_im2col`: scatter-add patch gradients back onto the input grid, one
     strided add per kernel offset."""
+    if _kernels.active(cols):  # one gathering kernel on the GPU
+        kernel = geom.w_shape[2:]
+        return _kernels.col2im(
+            cols, geom.in_shape, kernel, geom.out_hw, geom.stride, geom.pads, geom.dilation
+        )
     xp = xp_of(cols)
     n, c, h, w = geom.in_shape
     kh, kw = geom.w_shape[2:]
@@ -766,6 +870,9 @@ def _input_grad(g, w, geom: _ConvGeom):
     groups = geom.groups
     gp = g.reshape(n, o, -1)
     p = gp.shape[2]
+    if groups == 1 and _kernels.active(gp):
+        # on the GPU: one batched GEMM for all patches, then one col2im kernel
+        return _col2im(xp.matmul(w.reshape(o, -1).T, gp), geom)  # (N, K, P) patches
     if groups == 1:
         return _input_grad_by_offset(gp, w, geom)
     wg = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)  # (G, Kg, O/G)
@@ -953,6 +1060,14 @@ class MaxPool2d(Op):
         indices_out=None,
     ):
         geom = self.geom = _PoolGeom(x.shape, kernel, stride, padding, dilation, ceil_mode)
+        if _kernels.active(x):  # maxima and first-maximum offsets in one kernel
+            out, arg = _kernels.maxpool(
+                x, geom.kernel, geom.out_hw, geom.stride, geom.pads, geom.dilation
+            )
+            self.extras = arg
+            if indices_out is not None:
+                indices_out["indices"] = maxpool_flat_indices(arg, geom)
+            return out
         xp = xp_of(x)
         xpad = _pad2d(x, geom.pads, value=-np.inf)
         views = [xpad[sl] for _, _, sl in geom.windows(xpad)]
@@ -1003,6 +1118,11 @@ class MaxPoolScatter(Op):
 
     def forward(self, g, arg=None, geom=None):
         self.arg, self.geom = arg, geom
+        if _kernels.active(g):
+            return _kernels.maxpool_backward(
+                g, arg, geom.in_shape, geom.kernel, geom.out_hw, geom.stride, geom.pads,
+                geom.dilation,
+            )  # fmt: skip
         xp = xp_of(g)
         n, c, h, w = geom.in_shape
         pt, pb, pl, pr = geom.pads
@@ -1046,14 +1166,13 @@ def _avg_divisors(xp, geom: _PoolGeom, count_include_pad: bool, divisor_override
     for axis in range(2):
         length = geom.in_shape[2 + axis]
         k, s, p = geom.kernel[axis], geom.stride[axis], geom.padding[axis]
-        start = np.arange(geom.out_hw[axis]) * s - p
-        end = np.minimum(start + k, length + p)
+        start = xp.arange(geom.out_hw[axis]) * s - p
+        end = xp.minimum(start + k, length + p)
         size = end - start
         if not count_include_pad:
-            size = np.minimum(end, length) - np.maximum(start, 0)
+            size = xp.minimum(end, length) - xp.maximum(start, 0)
         sizes.append(size)
-    div = np.outer(sizes[0], sizes[1]).astype(dtype)
-    return xp.asarray(div)
+    return xp.outer(sizes[0], sizes[1]).astype(dtype)  # built where it is used: no upload
 
 
 class AvgPool2d(Op):

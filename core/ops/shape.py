@@ -63,8 +63,12 @@ class SumTo(Op):
         axes = tuple(range(lead)) + tuple(
             i + lead for i, s in enumerate(shape) if s == 1 and a.shape[i + lead] != 1
         )
-        out = a.sum(axis=axes, keepdims=True) if axes else a
-        return out.reshape(shape) if lead or out.shape != shape else out
+        if not axes:
+            return a.reshape(shape) if lead or a.shape != shape else a
+        # summed without keepdims where that already gives `shape` (a bias gradient): a fresh
+        # array, which a leaf's .grad can take without the copy a reshaped view would need
+        out = a.sum(axis=axes)
+        return out if out.shape == shape else out.reshape(shape)
 
     def backward(self, g):
         return g.expand(self.in_shape)

@@ -1,0 +1,63 @@
+"""Layers, losses and optimizers on the GPU against torch: the CPU suite's module and loss
+tests (outputs, input and parameter gradients, buffers; float64 at rtol 1e-6) and optimizer
+trajectories, with every tensor and module on device='cuda'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import test_nn_layers as layer_tests
+import test_nn_loss as loss_tests
+import test_optim as optim_tests
+import torch
+from conftest import host, on_target
+
+import shardgrad as sg
+
+# layers
+test_layer = on_target(layer_tests.test_layer_matches_torch)
+test_batch_norm_stats = on_target(layer_tests.test_batch_norm_running_stats_and_eval)
+test_maxpool_ties = on_target(layer_tests.test_maxpool_ties_go_to_first_maximum)
+test_embedding = on_target(layer_tests.test_embedding_matches_torch)
+test_pad_modes = on_target(layer_tests.test_pad_modes)
+test_constant_pad_crop = on_target(layer_tests.test_constant_pad_negative_crops)
+test_softmax_dims = on_target(layer_tests.test_functional_softmax_dims_and_dtype)
+
+# losses
+test_regression_losses = on_target(loss_tests.test_regression_losses)
+test_smooth_l1_huber = on_target(loss_tests.test_smooth_l1_and_huber_options)
+test_cross_entropy = on_target(loss_tests.test_cross_entropy_class_indices)
+test_cross_entropy_probs = on_target(loss_tests.test_cross_entropy_probabilities)
+test_bce = on_target(loss_tests.test_bce)
+test_bce_with_logits = on_target(loss_tests.test_bce_with_logits)
+test_bce_logits_stable = on_target(loss_tests.test_bce_with_logits_is_stable_for_large_logits)
+
+# optimizers
+test_optimizer_trajectory = on_target(optim_tests.test_trajectory_matches_torch)
+test_sgd_groups = on_target(optim_tests.test_sgd_per_group_momentum_and_nesterov_match_torch)
+test_optimizer_round_trip = on_target(
+    optim_tests.test_state_dict_round_trip_continues_the_trajectory
+)
+test_optimizer_loads_torch_state = on_target(optim_tests.test_loads_a_torch_state_dict)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weight,ignore", [(False, -100), (True, -100), (True, 2), (False, 0)])
+def test_nll_and_kl_div(target, reduction, weight, ignore):
+    rng = np.random.default_rng(5)
+    logp = np.log(rng.dirichlet(np.ones(4), 6))
+    t = rng.integers(0, 4, 6)
+    w = rng.random(4) + 0.5 if weight else None
+    q = rng.dirichlet(np.ones(4), 6)
+    results = []
+    for lib in (sg, torch):
+        x = lib.tensor(logp, requires_grad=True)
+        wt = None if w is None else lib.tensor(w)
+        nll = lib.nn.functional.nll_loss(
+            x, lib.tensor(t), wt, ignore_index=ignore, reduction=reduction
+        )
+        kl = lib.nn.functional.kl_div(x, lib.tensor(q), reduction=reduction)
+        (nll.sum() + 2 * kl.sum()).backward()
+        results.append((nll, kl, x.grad))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-6, atol=1e-9)

@@ -1,0 +1,57 @@
+"""Math, shape and indexing ops on the GPU against torch: the CPU suite's tables (values,
+dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device='cuda'."""
+
+from __future__ import annotations
+
+import test_ops_indexing as indexing_tests
+import test_ops_math as math_tests
+import test_ops_reduce as reduce_tests
+import test_ops_shape as shape_tests
+from conftest import on_target
+
+# elementwise, linalg, ordering
+test_unary = on_target(math_tests.test_unary)
+test_unary_integer_input = on_target(math_tests.test_unary_integer_input_promotes_to_default_float)
+test_unary_float32 = on_target(math_tests.test_unary_float32_stays_float32)
+test_nan_and_inf = on_target(math_tests.test_nan_and_inf_semantics)
+test_binary_broadcasting = on_target(math_tests.test_binary_broadcasting)
+test_maximum_ties = on_target(math_tests.test_maximum_minimum_split_gradient_on_ties)
+test_clamp_bounds = on_target(math_tests.test_clamp_gradients_at_bounds_and_with_nan)
+test_pow_special = on_target(math_tests.test_pow_gradient_special_points)
+test_mixed_dtypes = on_target(math_tests.test_integer_and_mixed_dtype_results)
+test_comparisons = on_target(math_tests.test_comparisons_logical_and_bitwise)
+test_matmul_shapes = on_target(math_tests.test_matmul_shape_cases)
+test_linalg = on_target(math_tests.test_linalg_ops)
+test_addmm_beta0 = on_target(math_tests.test_addmm_beta0_ignores_nan_input)
+test_einsum = on_target(math_tests.test_einsum)
+test_ordering = on_target(math_tests.test_ordering_values_indices_and_gradients)
+test_sort_stable = on_target(math_tests.test_sort_is_stable_both_directions_and_nan_is_largest)
+
+# reductions
+test_reduction = on_target(reduce_tests.test_reduction)
+test_reduction_0d_1d = on_target(reduce_tests.test_reduction_on_0d_and_1d)
+test_ties = on_target(reduce_tests.test_ties_follow_torch)
+test_prod_zeros = on_target(reduce_tests.test_prod_and_cumprod_gradients_with_zeros)
+test_nan_propagates = on_target(reduce_tests.test_nan_propagates_like_torch)
+test_norm_at_zero = on_target(reduce_tests.test_norm_gradient_is_zero_at_zero)
+test_integer_reductions = on_target(reduce_tests.test_integer_and_bool_inputs)
+test_empty_reductions = on_target(reduce_tests.test_empty_inputs)
+test_max_with_dim = on_target(reduce_tests.test_max_with_dim_returns_named_values_and_indices)
+
+# shapes, joins, views
+test_shape_ops = on_target(shape_tests.test_matches_torch)
+test_join_ops = on_target(shape_tests.test_join_matches_torch)
+test_split_pieces = on_target(shape_tests.test_using_some_pieces_of_a_split)
+test_cat_promotes = on_target(shape_tests.test_cat_and_stack_promote_dtypes_like_torch)
+test_cat_grad_dtypes = on_target(shape_tests.test_cat_gradient_keeps_each_input_dtype)
+
+# indexing
+test_getitem = on_target(indexing_tests.test_getitem_matches_torch)
+test_getitem_repeated = on_target(indexing_tests.test_getitem_repeated_indices_sum_gradients)
+test_setitem_in_place = on_target(indexing_tests.test_setitem_without_grad_writes_in_place)
+test_setitem_graph = on_target(indexing_tests.test_setitem_on_non_leaf_is_differentiable)
+test_index_ops = on_target(indexing_tests.test_index_ops_match_torch)
+test_inplace_index_ops = on_target(indexing_tests.test_inplace_index_ops)
+test_scatter_reduce = on_target(indexing_tests.test_scatter_reduce_argument)
+test_one_hot = on_target(indexing_tests.test_one_hot_matches_torch)
+test_nonzero = on_target(indexing_tests.test_nonzero_and_argwhere)
