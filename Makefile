@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO_BACKEND ?= ray
 
 .PHONY: install test lint format demo bench proto clean
 
@@ -13,6 +15,11 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# The demo needs the service and Ray, not the test tools (torch, cupy).
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[service,ray]'
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
@@ -27,8 +34,8 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
-	$(PY) -m shardgrad.client.cli demo
+demo: $(DEMO_STAMP)
+	$(VENV)/bin/shardgrad demo --backend $(DEMO_BACKEND)
 
 bench: $(STAMP)
 	$(PY) benchmarks/core_step.py

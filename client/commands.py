@@ -1,5 +1,6 @@
 """The client's `shardgrad` subcommands: submit, jobs, status, metrics/logs, stop, scale,
-workers, download, demo. Each wraps one or two SDK calls.
+workers, download, smoke (a check against a running coordinator) and demo (the embedded
+demo: its own coordinator and workers). Each wraps one or two SDK calls.
 
 Output is a table (or `key: value` lines) for people and, with `--json`, JSON for programs.
 Exit codes are stable, so scripts can branch on them:
@@ -166,13 +167,24 @@ def add_client_subcommands(subparsers) -> None:
     )
 
     p = add(
-        "demo",
-        "train a small model on the digits dataset, to check a coordinator end to end",
-        cmd_demo,
+        "smoke",
+        "train a small model on the digits dataset, to check a running coordinator end to end",
+        cmd_smoke,
     )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the embedded demo: a coordinator, 2 local workers and a CNN on the digits",
+        description="Start a coordinator with local workers (Ray by default), train a CNN on "
+        "the digits dataset through the SDK, report test accuracy and shut everything down.",
+    )
+    from .demo import add_demo_arguments, run_from_args  # noqa: PLC0415
+
+    add_demo_arguments(demo)
+    demo.set_defaults(func=run_from_args)
 
 
 # ---------------------------------------------------------------------- plumbing
@@ -465,7 +477,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     return OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_smoke(args: argparse.Namespace) -> int:
     from shardgrad import nn, optim  # noqa: PLC0415
 
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))

@@ -169,6 +169,10 @@ def run_serve(args: argparse.Namespace) -> int:
     except (StateDirBusy, CredentialError, OSError, ValueError) as exc:
         print(f"shardgrad serve: {exc}", file=sys.stderr)
         return 2
+    # ray.init() (the Ray pool) installs its own SIGTERM handler: take the signals back so a
+    # SIGTERM checkpoints and exits 0 instead of dumping Ray's stack trace.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     print(f"shardgrad coordinator listening on {coordinator.address}", flush=True)
     dashboard = None
     try:

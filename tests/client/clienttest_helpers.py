@@ -80,6 +80,7 @@ CLIENT_COMMANDS = (
     "scale",
     "workers",
     "download",
+    "smoke",
     "demo",
 )
 

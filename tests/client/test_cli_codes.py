@@ -76,8 +76,8 @@ def test_exit_codes(env, py_job, tmp_path, coordinator):
     assert rc == 8
 
 
-def test_demo_trains_digits(env):
-    proc = run_ok("demo", "--epochs", "1", "--no-progress", "--json", env=env, timeout=120)
+def test_smoke_trains_digits(env):
+    proc = run_ok("smoke", "--epochs", "1", "--no-progress", "--json", env=env, timeout=120)
     status = json.loads(proc.stdout)
     assert status["state"] == "SUCCEEDED" and status["name"] == "demo-digits"
     assert status["config"]["dataset"] == "digits" and status["total_steps"] > 10
