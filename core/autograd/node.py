@@ -46,15 +46,6 @@ class Node:
     def next_functions(self) -> tuple:
         return tuple((e[0], e[1]) if e is not None else (None, 0) for e in self.next_edges)
 
-    def run_backward(self, grads: tuple) -> tuple:
-        """Engine entry point: checks the saved state is still there, then calls backward."""
-        if self._released and self._had_saved:
-            raise RuntimeError(_FREED_MSG)
-        out = self.backward(*grads)
-        if type(out) is not tuple:
-            out = (out,)
-        return out
-
     def release(self) -> None:
         """Drop saved tensors once the graph has been used (unless retain_graph)."""
         self._released = True
