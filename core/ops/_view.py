@@ -211,3 +211,42 @@ def add_at(out, idx, values) -> None:
         else:
             flat.append(i)
     cupyx.scatter_add(out, tuple(flat), values)
+
+
+def multiply_at(out, idx, values) -> None:
+    """`out[idx] *= values` with repeated indices multiplied in turn (numpy's `multiply.at`).
+
+    cupy's `ufunc.at` covers add, subtract, maximum, minimum and the bitwise ops only, so on
+    the GPU the product is formed without it: the values are grouped by target position with
+    a stable sort, a segmented Hillis-Steele scan leaves each group's product on its last
+    element, and every target position finds its group's end by binary search. Each step is
+    one whole-array operation with no host round trip and no atomics; the products are exact
+    up to the association order of floating-point multiplication (integers are exact).
+    """
+    xp = xp_of(out)
+    if xp is np:
+        np.multiply.at(out, idx, values)
+        return
+    items = idx if isinstance(idx, tuple) else (idx,)  # integer arrays, one per dim of out
+    *coords, vals = xp.broadcast_arrays(*items, xp.asarray(values, dtype=out.dtype))
+    target = xp.zeros(vals.shape, dtype=np.int64)
+    for c, n in zip(coords, out.shape):  # C-order flat position of each value's target
+        target = target * n + c
+    target, vals = target.reshape(-1), vals.reshape(-1)
+    if target.size == 0:
+        return
+    order = xp.argsort(target, kind="stable")  # stable: each group keeps its values' order
+    target, prod = target[order], vals[order]
+    step = 1
+    while step < prod.size:  # prod[i] becomes the product of its group up to i
+        same = target[step:] == target[:-step]
+        prod[step:] = xp.where(same, prod[:-step] * prod[step:], prod[step:])
+        step *= 2
+    flat = out.reshape(-1) if out.flags.c_contiguous else xp.ascontiguousarray(out).reshape(-1)
+    positions = xp.arange(flat.size, dtype=np.int64)
+    end = xp.searchsorted(target, positions, side="right") - 1  # last value aimed at each
+    end = xp.maximum(end, 0)
+    hit = target[end] == positions
+    flat[...] = xp.where(hit, flat * prod[end], flat)
+    if not out.flags.c_contiguous:
+        out[...] = flat.reshape(out.shape)

@@ -19,7 +19,7 @@ from ..autograd.node import Op
 from ..backend import xp_of
 from ..tensor import Tensor, _wrap_dim
 from ._util import meta, reduce_grad
-from ._view import add_at, mark_view
+from ._view import add_at, mark_view, multiply_at
 
 _BAD_INDEX = (
     "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
@@ -490,7 +490,7 @@ def _reduce_scatter(input, d, idx, src, reduce):
     if reduce == "add":
         add_at(out, coords, s)
     else:
-        xp.multiply.at(out, coords, s)
+        multiply_at(out, coords, s)
     return Tensor._make(out)
 
 

@@ -309,8 +309,9 @@ class Optimizer:
         State tensors are copied onto each parameter's device and, for floating parameters,
         cast to its dtype; `step` keeps its own dtype and stays on the host. Unlike torch, the
         loaded state never aliases the tensors of `state_dict`, so the source can keep
-        stepping independently. Arrays (numpy/cupy, or anything with `__array__`) are accepted
-        where tensors are expected, which lets checkpoints store plain arrays.
+        stepping independently. Arrays (numpy/cupy, anything with `__array__`, or another
+        library's GPU tensor through `__cuda_array_interface__`) are accepted where tensors are
+        expected, which lets checkpoints store plain arrays or torch's tensors.
         """
         state_dict = state_dict.copy()
         groups = self.param_groups
@@ -368,6 +369,10 @@ def _as_array(value):
         return value._data
     if backend.is_array(value):
         return value
+    if hasattr(value, "__cuda_array_interface__"):
+        # another library's GPU tensor (a checkpoint written by torch on the GPU): numpy
+        # cannot read it, cupy views it in place and `_cast` then copies it
+        return backend.cupy().asarray(value)
     return np.asarray(value)
 
 

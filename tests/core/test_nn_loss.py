@@ -4,6 +4,7 @@ with respect to the input (and the target where torch differentiates it)."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -105,10 +106,20 @@ def test_cross_entropy_class_indices(case, reduction, shape):
     s = sg.nn.CrossEntropyLoss(
         weight=None if w is None else sg.tensor(w), reduction=reduction, **kw
     )
-    t = torch.nn.CrossEntropyLoss(
-        weight=None if w is None else torch.tensor(w), reduction=reduction, **kw
+    unbatched_ignored = (
+        len(shape) == 1
+        and reduction == "mean"
+        and not kw.get("label_smoothing")
+        and int(target) == kw.get("ignore_index", -100)
     )
-    _run(s, t, [x, target])
+    # One unbatched sample that is ignored: torch's CUDA kernel returns 0 here, where its CPU
+    # kernel (and every batched input, on either device) gives the 0/0 mean, NaN. shardgrad
+    # gives NaN on every device, so torch on the CPU is the oracle for this one case.
+    with torch.device("cpu") if unbatched_ignored else contextlib.nullcontext():
+        t = torch.nn.CrossEntropyLoss(
+            weight=None if w is None else torch.tensor(w), reduction=reduction, **kw
+        )
+        _run(s, t, [x, target])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -142,6 +153,29 @@ def test_cross_entropy_probabilities(reduction, smoothing, weight, shape):
         )
 
     _run(s, t, [x, p], grad_idx=(0, 1))
+
+
+@pytest.mark.parametrize("weight", [False, True])
+def test_unbatched_ignored_target_mean_is_nan(weight):
+    """A single unbatched sample whose target is ignored: the mean over no weight is NaN and
+    the input gradient is zero, for cross_entropy and nll_loss alike. torch agrees on the CPU;
+    its CUDA kernel returns 0 for this one shape, so the oracle is torch on the CPU."""
+    x = rng.standard_normal(4)
+    w = rng.random(4) + 0.5 if weight else None
+    for loss in ("cross_entropy", "nll_loss"):
+
+        def fn(lib, a, loss=loss):
+            wt = None if w is None else lib.tensor(w)
+            return getattr(lib.nn.functional, loss)(a, lib.tensor(2), wt, ignore_index=2)
+
+        ys = fn(sg, xs := sg.tensor(x, requires_grad=True))
+        with torch.device("cpu"):
+            yt = fn(torch, xt := torch.tensor(x, requires_grad=True))
+        ys.backward()
+        yt.backward()
+        assert np.isnan(ys.item()) and np.isnan(yt.item())
+        close(xs.grad, xt.grad)
+        assert not np.any(xs.grad.cpu().numpy())
 
 
 def test_cross_entropy_all_ignored_is_nan_like_torch():

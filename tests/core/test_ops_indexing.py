@@ -437,6 +437,29 @@ def test_scatter_reduce_argument():
         assert_close(s, t)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_scatter_multiply_with_repeated_indices(dim, dtype):
+    """Every value aimed at one position is multiplied in, however many share it; a src
+    larger than the index contributes its leading block only."""
+    rng = np.random.default_rng(3 + dim)
+    data = rng.integers(-3, 4, (4, 5)).astype(dtype)
+    index = rng.integers(0, data.shape[dim], (6, 4) if dim == 0 else (3, 9))
+    src = (rng.standard_normal((7, 5)) if dim == 0 else rng.standard_normal((4, 10))) * 2
+    src = src.astype(dtype) if dtype != np.bool_ else src > -1
+    outs = []
+    for lib in (sg, torch):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reduce argument is deprecated for Tensor src
+            outs.append(
+                lib.tensor(data).scatter(dim, lib.tensor(index), lib.tensor(src), reduce="multiply")
+            )
+        outs.append(lib.tensor(data).scatter(dim, lib.tensor(index), 2, reduce="multiply"))
+    for s, t in zip(outs[:2], outs[2:]):
+        assert s.dtype.name == str(t.dtype).removeprefix("torch.")
+        assert_close(s, t)
+
+
 def test_one_hot_matches_torch():
     labels = np.array([[0, 3], [2, 1]])
     s = sg.one_hot(sg.tensor(labels))

@@ -4,6 +4,9 @@ ties, zeros, NaN, empty inputs and the exceptions torch raises."""
 
 from __future__ import annotations
 
+import re
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -24,9 +27,10 @@ def _outputs(out):
     return tuple(out) if isinstance(out, tuple) else (out,)
 
 
-def check(fn, arrays, *, grad: bool = True, seed: int = 0):
+def check(fn, arrays, *, grad: bool = True, seed: int = 0, atol: float = ATOL):
     """fn(lib, *tensors) on shardgrad and torch: same values, dtypes, shapes, and the same
-    input gradients for a random upstream gradient on the first output."""
+    input gradients for a random upstream gradient on the first output. Where torch has no
+    derivative for the op (aminmax in torch 2.11) the gradient part is skipped."""
     arrays = [np.asarray(a) for a in arrays]
     sg_in = [sg.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
     th_in = [torch.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
@@ -35,12 +39,17 @@ def check(fn, arrays, *, grad: bool = True, seed: int = 0):
     for s, t in zip(s_outs, t_outs):
         assert s.dtype.name == str(t.dtype).removeprefix("torch."), (s.dtype, t.dtype)
         assert tuple(s.shape) == tuple(t.shape), (tuple(s.shape), tuple(t.shape))
-        np.testing.assert_allclose(_np(s), _np(t), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(_np(s), _np(t), rtol=RTOL, atol=atol)
     if not grad or not t_outs[0].requires_grad:
         return s_outs
     go = np.random.default_rng(seed + 7).standard_normal(tuple(t_outs[0].shape))
     s_outs[0].backward(sg.tensor(go))
-    t_outs[0].backward(torch.tensor(go))
+    try:
+        t_outs[0].backward(torch.tensor(go))
+    except RuntimeError as exc:
+        if not re.search(r"derivative for .* is not implemented", str(exc)):
+            raise
+        pytest.skip(f"values match; torch {torch.__version__} gives no gradient to compare: {exc}")
     for s, t in zip(sg_in, th_in):
         if t.grad is not None:
             assert s.grad is not None
@@ -123,11 +132,26 @@ REDUCTIONS = {
 }
 
 
+# Reductions that accumulate in float32, with the dim they reduce. On the CPU
+# shardgrad and torch add in the same order and agree to the bit; on a GPU each library's
+# reduction tree adds in its own order, and two float32 sums of the same n terms may then
+# differ by up to 2(n-1)u·sum|x| (u = 2**-24), far beyond rtol 1e-6 of the sum itself when
+# the terms cancel. The absolute tolerance there is that bound, not a looser rtol.
+FLOAT32_SUMS = {"sum_dtype": 1}
+
+
+def _float32_sum_atol(name: str, x: np.ndarray) -> float:
+    if name not in FLOAT32_SUMS or torch.get_default_device().type != "cuda":
+        return ATOL
+    dim = FLOAT32_SUMS[name]
+    return 2 * (x.shape[dim] - 1) * 2.0**-24 * float(np.abs(x).sum(dim).max())
+
+
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
 def test_reduction(name):
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across runs, unlike hash()
     x = rng.standard_normal((3, 4, 5))
-    check(REDUCTIONS[name], [x])
+    check(REDUCTIONS[name], [x], atol=_float32_sum_atol(name, x))
 
 
 SCALAR_SAFE = [
@@ -280,6 +304,20 @@ def test_std_of_constant_slice_gives_nan_gradient_like_torch():
 
 
 # ---------------------------------------------------------------- dtypes and empties
+INTS = np.array([[3, -1, 2], [0, 5, 5]])
+
+
+def _tie_order_free(m, result, x, dim: int, stable_order: np.ndarray):
+    """(values, what the indices select) of a sort or topk with tied elements. torch leaves
+    their order open (topk, sort without stable=True) and its CUDA kernels order them unlike
+    its CPU ones, so torch's indices are compared only through what they select; shardgrad
+    keeps tied elements in input order on every device, which is checked here."""
+    assert result.indices.dtype == m.int64
+    if m is sg:
+        np.testing.assert_array_equal(_np(result.indices), stable_order)
+    return result.values, m.gather(x, dim, result.indices)
+
+
 @pytest.mark.parametrize(
     "fn",
     [
@@ -302,13 +340,15 @@ def test_std_of_constant_slice_gives_nan_gradient_like_torch():
         lambda m, x: (x > 0).all(),
         lambda m, x: x.to(m.uint8).any(1),
         lambda m, x: x.count_nonzero(),
-        lambda m, x: x.sort(1),
-        lambda m, x: x.topk(2),
+        lambda m, x: _tie_order_free(m, x.sort(1), x, 1, np.argsort(INTS, 1, kind="stable")),
+        lambda m, x: _tie_order_free(
+            m, x.topk(2), x, -1, np.argsort(-INTS, 1, kind="stable")[:, :2]
+        ),
         lambda m, x: x.float().var(1),
     ],
 )
 def test_integer_and_bool_inputs(fn):
-    check(fn, [np.array([[3, -1, 2], [0, 5, 5]])], grad=False)
+    check(fn, [INTS], grad=False)
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,12 @@ class ndarray:  # noqa: N801 - cupy's name
     real = property(lambda self: ndarray(self._a.real))
 
     @property
+    def __cuda_array_interface__(self) -> dict:
+        """What other libraries read to view the array in place (its host memory here)."""
+        ai = self._a.__array_interface__
+        return {k: ai[k] for k in ("shape", "typestr", "data", "strides")} | {"version": 3}
+
+    @property
     def base(self):
         return None if self._a.base is None else ndarray(np.asarray(self._a.base))
 
@@ -298,8 +304,29 @@ for _n, _u in {
     setattr(ndarray, f"__{_n}__", (lambda u: lambda self: ndarray(u(self._a)))(_u))
 
 
+# the ufuncs whose `.at` cupy implements (cupy 14: those built with a scatter op); the
+# others have the method but raise when called
+_SCATTER_UFUNCS = {
+    "add",
+    "subtract",
+    "maximum",
+    "minimum",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+}
+
+
+def _unsupported_at(name: str):
+    def at(*args, **kwargs):
+        raise NotImplementedError(f"`cupy_{name}.at` is not supported yet")
+
+    return at
+
+
 class _Ufunc:
-    """A numpy ufunc taking and returning device arrays (cupy's ufuncs have `.at` too)."""
+    """A numpy ufunc taking and returning device arrays (cupy's ufuncs have `.at` too, for
+    the few in `_SCATTER_UFUNCS`)."""
 
     def __init__(self, u) -> None:
         self._u = u
@@ -310,13 +337,25 @@ class _Ufunc:
         return _call(self._u, args, kwargs)
 
     def __getattr__(self, name: str):
+        if name == "at" and self.__name__ not in _SCATTER_UFUNCS:
+            return _unsupported_at(self.__name__)
         attr = getattr(self._u, name)
         if not callable(attr):
             return attr
         return lambda *a, **k: _call(attr, a, k)
 
 
+def _view_foreign(obj) -> np.ndarray:
+    """Another library's device array, viewed in place through the CUDA array interface (as
+    cupy does); the fake device's memory is host memory, so numpy can read the pointer."""
+    cai = obj.__cuda_array_interface__
+    ai = {k: cai.get(k) for k in ("shape", "typestr", "data", "strides")} | {"version": 3}
+    return np.asarray(types.SimpleNamespace(__array_interface__=ai))
+
+
 def _upload(obj, dtype=None, **kwargs):
+    if type(obj) is not ndarray and hasattr(obj, "__cuda_array_interface__"):
+        obj = ndarray(_view_foreign(obj))
     if type(obj) is ndarray:
         return obj if dtype is None or obj.dtype == dtype else ndarray(obj._a.astype(dtype))
     if type(obj) is np.ndarray or isinstance(obj, np.generic):

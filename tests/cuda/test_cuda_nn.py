@@ -28,6 +28,7 @@ test_regression_losses = on_target(loss_tests.test_regression_losses)
 test_smooth_l1_huber = on_target(loss_tests.test_smooth_l1_and_huber_options)
 test_cross_entropy = on_target(loss_tests.test_cross_entropy_class_indices)
 test_cross_entropy_probs = on_target(loss_tests.test_cross_entropy_probabilities)
+test_unbatched_ignored_mean = on_target(loss_tests.test_unbatched_ignored_target_mean_is_nan)
 test_bce = on_target(loss_tests.test_bce)
 test_bce_with_logits = on_target(loss_tests.test_bce_with_logits)
 test_bce_logits_stable = on_target(loss_tests.test_bce_with_logits_is_stable_for_large_logits)
@@ -61,3 +62,44 @@ def test_nll_and_kl_div(target, reduction, weight, ignore):
         results.append((nll, kl, x.grad))
     for a, b in zip(*results):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-6, atol=1e-9)
+
+
+class _ForeignDeviceArray:
+    """Another library's GPU tensor as shardgrad meets it in a checkpoint (torch's CUDA
+    tensors): a shape, the CUDA array interface, and an `__array__` that refuses."""
+
+    def __init__(self, device_array) -> None:
+        self._d = device_array
+        self.shape = device_array.shape
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return self._d.__cuda_array_interface__
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+
+def test_optimizer_loads_foreign_device_tensors(target):
+    """State written as another library's GPU tensors loads onto the parameters' device as
+    copies (the source keeps its values) and continues the same trajectory."""
+    sg_opt, sg_ps, _, _ = optim_tests.build("Adam", {"amsgrad": True})
+    optim_tests.run(sg_opt, sg_ps, range(3))
+    saved = sg_opt.state_dict()
+    foreign = {
+        k: {n: (_ForeignDeviceArray(v._data) if n != "step" else v) for n, v in st.items()}
+        for k, st in saved["state"].items()
+    }
+    fresh_ps = [sg.tensor(host(p).copy(), requires_grad=True) for p in sg_ps]
+    fresh = sg.optim.Adam(optim_tests.groups(fresh_ps, {}), lr=1.0)
+    fresh.load_state_dict({"state": foreign, "param_groups": saved["param_groups"]})
+    for p in fresh_ps:
+        for name, v in fresh.state[p].items():
+            assert v.device.type == ("cpu" if name == "step" else "cuda"), name
+    before = {k: host(st["exp_avg"]).copy() for k, st in saved["state"].items()}
+    optim_tests.run(fresh, fresh_ps, range(3, 6))
+    for k, st in saved["state"].items():  # loading copied: the source did not move
+        np.testing.assert_array_equal(host(st["exp_avg"]), before[k])
+    optim_tests.run(sg_opt, sg_ps, range(3, 6))
+    for a, b in zip(fresh_ps, sg_ps):
+        np.testing.assert_array_equal(host(a), host(b))

@@ -53,5 +53,8 @@ test_setitem_graph = on_target(indexing_tests.test_setitem_on_non_leaf_is_differ
 test_index_ops = on_target(indexing_tests.test_index_ops_match_torch)
 test_inplace_index_ops = on_target(indexing_tests.test_inplace_index_ops)
 test_scatter_reduce = on_target(indexing_tests.test_scatter_reduce_argument)
+test_scatter_multiply_repeated = on_target(
+    indexing_tests.test_scatter_multiply_with_repeated_indices
+)
 test_one_hot = on_target(indexing_tests.test_one_hot_matches_torch)
 test_nonzero = on_target(indexing_tests.test_nonzero_and_argwhere)
