@@ -34,6 +34,12 @@ class AsyncJob:
     async def stop(self) -> JobStatus:
         return await asyncio.to_thread(self.sync.stop)
 
+    async def checkpoints(self) -> list[dict]:
+        return await asyncio.to_thread(self.sync.checkpoints)
+
+    async def delete(self) -> int:
+        return await asyncio.to_thread(self.sync.delete)
+
     async def wait(self, progress: bool = False, timeout: float | None = None, **kw) -> JobStatus:
         return await asyncio.to_thread(self.sync.wait, progress, timeout, **kw)
 
@@ -97,6 +103,9 @@ class AsyncClient:
 
     async def jobs(self, state=None, limit: int = 0) -> list[AsyncJob]:
         return [AsyncJob(j) for j in await asyncio.to_thread(self.sync.jobs, state, limit)]
+
+    async def delete_job(self, job_id: str) -> int:
+        return await asyncio.to_thread(self.sync.delete_job, job_id)
 
     async def workers(self) -> list[WorkerInfo]:
         return await asyncio.to_thread(self.sync.workers)

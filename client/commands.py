@@ -1,6 +1,6 @@
-"""The client's `shardgrad` subcommands: submit, jobs, status, metrics/logs, stop, scale,
-workers, download, smoke (a check against a running coordinator) and demo (the embedded
-demo: its own coordinator and workers). Each wraps one or two SDK calls.
+"""The client's `shardgrad` subcommands: submit, jobs, status, metrics/logs, stop, delete,
+scale, workers, download, smoke (a check against a running coordinator) and demo (the
+embedded demo: its own coordinator and workers). Each wraps one or two SDK calls.
 
 Output is a table (or `key: value` lines) for people and, with `--json`, JSON for programs.
 Exit codes are stable, so scripts can branch on them:
@@ -144,6 +144,16 @@ def add_client_subcommands(subparsers) -> None:
     p.add_argument("--from-step", type=int, default=0, help="start at this step")
 
     p = add("stop", "stop a job (it checkpoints and ends STOPPED)", cmd_stop)
+    p.add_argument("job_id")
+
+    p = add(
+        "delete",
+        "delete an ended job: its record, metrics, checkpoints and trained model",
+        cmd_delete,
+        description="Delete a SUCCEEDED, FAILED or STOPPED job from the coordinator: its "
+        "record, metrics, checkpoints and trained model. A pending or running job is refused "
+        "(exit code 6): stop it first.",
+    )
     p.add_argument("job_id")
 
     p = add("scale", "set the number of workers of the coordinator's pool", cmd_scale)
@@ -416,6 +426,18 @@ def cmd_stop(args: argparse.Namespace) -> int:
     with _client(args) as client:
         status = client.job(args.job_id).stop()
     _show_status(args, status)
+    return OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from .output import print_json  # noqa: PLC0415
+
+    with _client(args) as client:
+        freed = client.delete_job(args.job_id)
+    if args.json:
+        print_json({"job_id": args.job_id, "deleted": True, "freed_bytes": freed})
+    else:
+        print(f"deleted job {args.job_id} ({freed} bytes freed)")
     return OK
 
 

@@ -24,6 +24,7 @@ from .errors import (
     ResourceExhaustedError,
     ShardgradError,
     UnavailableError,
+    UnimplementedError,
 )
 from .progress import JobProgress
 from .records import JobStatus, ModelInfo, merge_by_step, metric_record
@@ -189,13 +190,37 @@ class Job:
         return status
 
     def checkpoints(self) -> list[dict]:
-        """The job's checkpoints on the coordinator, newest first: `step`, `bytes`, `time`
-        (Unix seconds) and `file`. Read from the coordinator's dashboard API (see the
-        client's `dashboard` argument)."""
-        from urllib.parse import quote  # noqa: PLC0415
+        """The job's checkpoints on the coordinator, newest first: `step`, `file` (its name),
+        `bytes`, `time` (Unix seconds) and `sha256` (of the file's bytes).
 
-        reply = self._conn.get_json(f"/api/v1/jobs/{quote(self.id, safe='')}/checkpoints")
-        return list(reply.get("checkpoints", []))
+        A coordinator older than ListCheckpoints is asked through its dashboard JSON API
+        instead (see the client's `dashboard` argument), which gives no `sha256`."""
+        req = coordinator_pb2.ListCheckpointsRequest(job_id=self.id)
+        try:
+            reply = self._conn.call("ListCheckpoints", req)
+        except UnimplementedError:
+            from urllib.parse import quote  # noqa: PLC0415
+
+            found = self._conn.get_json(f"/api/v1/jobs/{quote(self.id, safe='')}/checkpoints")
+            return list(found.get("checkpoints", []))
+        return [
+            {
+                "step": int(c.step),
+                "file": c.name,
+                "bytes": int(c.bytes),
+                "time": c.created_unix,
+                "sha256": c.sha256,
+            }
+            for c in reply.checkpoints
+        ]
+
+    def delete(self) -> int:
+        """Delete the ended job on the coordinator: its record, metrics, checkpoints and
+        trained model. Returns the bytes freed on disk. A pending or running job raises
+        FailedPreconditionError (stop it first); the handle is useless afterwards."""
+        reply = self._conn.call("DeleteJob", coordinator_pb2.DeleteJobRequest(job_id=self.id))
+        self._last = None
+        return int(reply.freed_bytes)
 
     # ------------------------------------------------------------------ the model
     def model_bytes(self, timeout: float | None = None) -> tuple[ModelInfo, bytes]:

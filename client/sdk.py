@@ -58,7 +58,8 @@ class Client:
     `~/.shardgrad`). The token is `token`, else `SHARDGRAD_TOKEN`, else `token_file`, else
     the state directory's token file. `tls_ca` (a PEM file or bytes, or True for the
     system's roots) turns on TLS. `dashboard` (`http://HOST:PORT`, else
-    `SHARDGRAD_DASHBOARD`) is the coordinator's dashboard, which `Job.checkpoints()` reads.
+    `SHARDGRAD_DASHBOARD`) is the coordinator's dashboard, which `Job.checkpoints()` reads
+    only from a coordinator too old to list checkpoints over gRPC.
     """
 
     def __init__(
@@ -295,6 +296,10 @@ class Client:
         job = Job(self._conn, job_id)
         job.status()
         return job
+
+    def delete_job(self, job_id: str) -> int:
+        """Delete an ended job (see `Job.delete`); returns the bytes freed on disk."""
+        return Job(self._conn, job_id).delete()
 
     def jobs(self, state: str | Sequence[str] | None = None, limit: int = 0) -> list[Job]:
         """Every job (or those in `state`, one name or several), oldest first."""

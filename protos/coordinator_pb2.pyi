@@ -166,6 +166,46 @@ class StopJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobResponse(_message.Message):
+    __slots__ = ("job_id", "freed_bytes")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FREED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    freed_bytes: int
+    def __init__(self, job_id: _Optional[str] = ..., freed_bytes: _Optional[int] = ...) -> None: ...
+
+class ListCheckpointsRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("step", "name", "bytes", "created_unix", "sha256")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    name: str
+    bytes: int
+    created_unix: float
+    sha256: str
+    def __init__(self, step: _Optional[int] = ..., name: _Optional[str] = ..., bytes: _Optional[int] = ..., created_unix: _Optional[float] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ListCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[Checkpoint]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ...) -> None: ...
+
 class StreamMetricsRequest(_message.Message):
     __slots__ = ("job_id", "from_step", "follow")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -324,12 +364,14 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., loaded_jobs: _Optional[_Iterable[str]] = ..., requests_served: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("known", "heartbeat_interval_seconds")
+    __slots__ = ("known", "heartbeat_interval_seconds", "drain")
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     known: bool
     heartbeat_interval_seconds: float
-    def __init__(self, known: _Optional[bool] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    drain: bool
+    def __init__(self, known: _Optional[bool] = ..., heartbeat_interval_seconds: _Optional[float] = ..., drain: _Optional[bool] = ...) -> None: ...
 
 class DeregisterWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "reason")

@@ -69,6 +69,16 @@ class CoordinatorStub:
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.StopJobRequest.SerializeToString,
                 response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.Job.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/shardgrad.v1.Coordinator/DeleteJob',
+                request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.ListCheckpoints = channel.unary_unary(
+                '/shardgrad.v1.Coordinator/ListCheckpoints',
+                request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsRequest.SerializeToString,
+                response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsResponse.FromString,
+                _registered_method=True)
         self.StreamMetrics = channel.unary_stream(
                 '/shardgrad.v1.Coordinator/StreamMetrics',
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.SerializeToString,
@@ -151,6 +161,21 @@ class CoordinatorServicer:
 
     def StopJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes an ended job (SUCCEEDED, FAILED or STOPPED): its record, metrics, checkpoints and
+        trained model. A PENDING or RUNNING job gets FAILED_PRECONDITION: stop it first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCheckpoints(self, request, context):
+        """The job's checkpoints on the coordinator, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -238,6 +263,16 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.StopJob,
                     request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.StopJobRequest.FromString,
                     response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.Job.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobRequest.FromString,
+                    response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'ListCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckpoints,
+                    request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsRequest.FromString,
+                    response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsResponse.SerializeToString,
             ),
             'StreamMetrics': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamMetrics,
@@ -464,6 +499,60 @@ class Coordinator:
             '/shardgrad.v1.Coordinator/StopJob',
             shardgrad_dot_protos_dot_coordinator__pb2.StopJobRequest.SerializeToString,
             shardgrad_dot_protos_dot_coordinator__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardgrad.v1.Coordinator/DeleteJob',
+            shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobRequest.SerializeToString,
+            shardgrad_dot_protos_dot_coordinator__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardgrad.v1.Coordinator/ListCheckpoints',
+            shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsRequest.SerializeToString,
+            shardgrad_dot_protos_dot_coordinator__pb2.ListCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from shardgrad.serialization import save_safetensors_bytes
 from shardgrad.worker.layout import ParamLayout
 
 from . import builders, convert
-from .checkpoint import CheckpointManager
+from .checkpoint import CheckpointManager, file_sha256, list_checkpoint_files
 from .config import MAX_WORKERS, JobConfig, ValidationError
 from .datasets import DatasetError
 from .jobs import JobManager
@@ -332,6 +332,42 @@ class CoordinatorService:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return self._job(rec)
 
+    def DeleteJob(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        rec = self._job_record(context, request.job_id)
+        if not rec.state.is_terminal:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"job_id: job {rec.id} is {rec.state.value}; stop it first",
+            )
+        try:
+            freed = self.manager.delete(rec.id)
+        except StoreError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"job_id: {exc}")
+        if freed is None:  # deleted by another request meanwhile
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {rec.id}")
+        return coordinator_pb2.DeleteJobResponse(job_id=rec.id, freed_bytes=freed)
+
+    def ListCheckpoints(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        rec = self._job_record(context, request.job_id)
+        out = []
+        for f in list_checkpoint_files(job_dir(self.manager.state_dir, rec.id) / "checkpoints"):
+            try:
+                digest = file_sha256(f.path)
+            except FileNotFoundError:  # pruned by the running job since it was listed
+                continue
+            out.append(
+                coordinator_pb2.Checkpoint(
+                    step=f.step,
+                    name=f.path.name,
+                    bytes=f.bytes,
+                    created_unix=f.mtime,
+                    sha256=digest,
+                )
+            )
+        return coordinator_pb2.ListCheckpointsResponse(checkpoints=out)
+
     def StreamMetrics(self, request, context):  # noqa: N802
         request = _decoded(request, context)
         rec = self._job_record(context, request.job_id)
@@ -353,7 +389,10 @@ class CoordinatorService:
         while True:
             # The state is read first: a loop writes its last metrics before its final state,
             # so a terminal state here means the read below sees every record.
-            state = self.store.job(job_id).state
+            current = self.store.get_job(job_id)
+            if current is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: job {job_id} was deleted")
+            state = current.state
             for m in self.store.metrics(job_id, after_step=after):
                 if (m.step, m.kind) in sent:
                     continue
@@ -478,7 +517,9 @@ class CoordinatorService:
             request.requests_served,
         )
         return coordinator_pb2.HeartbeatResponse(
-            known=known, heartbeat_interval_seconds=self.heartbeat_interval
+            known=known,
+            heartbeat_interval_seconds=self.heartbeat_interval,
+            drain=known and pool.take_drain(request.worker_id),
         )
 
     def DeregisterWorker(self, request, context):  # noqa: N802

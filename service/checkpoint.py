@@ -160,3 +160,48 @@ class CheckpointManager:
             except CheckpointError as exc:
                 log.warning("skipping damaged checkpoint: %s", exc)
         return None
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """One checkpoint file as listed on disk, without reading it."""
+
+    step: int
+    path: Path
+    bytes: int
+    mtime: float
+
+
+def list_checkpoint_files(folder: str | os.PathLike) -> list[CheckpointFile]:
+    """The checkpoint files in `folder`, newest first.
+
+    Unlike `CheckpointManager`, this never creates the folder, and a folder or file removed
+    while it is being listed (a job deleted, an old checkpoint pruned) is simply left out:
+    readers such as the dashboard and the API list jobs that may vanish under them.
+    """
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for name in names:
+        m = _NAME.match(name)
+        if not m:
+            continue
+        path = Path(folder) / name
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        out.append(CheckpointFile(int(m.group(1)), path, st.st_size, st.st_mtime))
+    out.sort(key=lambda f: f.step, reverse=True)
+    return out
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import CheckpointManager
+from .checkpoint import list_checkpoint_files
 from .store import JobRecord, JobState, Store
 from .trainer import job_dir, model_path
 
@@ -168,6 +168,9 @@ class DashboardData:
         with self._lock:
             records = self.store.list_jobs()  # one cheap query: states are always current
             self._records = {r.id: r for r in records}
+            # A deleted job's series go with it; the cumulative totals keep what it counted.
+            for gone in set(self._jobs) - self._records.keys():
+                del self._jobs[gone]
             now = time.monotonic()
             if not force and now - self._refreshed < self.min_refresh_s:
                 return
@@ -315,18 +318,10 @@ class DashboardData:
 
     def checkpoints(self, job_id: str) -> list[dict]:
         folder = job_dir(self.state_dir, job_id) / "checkpoints"
-        if not folder.is_dir():
-            return []
-        manager = CheckpointManager(folder)
-        out = []
-        for step in reversed(manager.steps()):
-            path = manager.path_for(step)
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # pruned between listing and stat
-                continue
-            out.append({"step": step, "bytes": st.st_size, "time": st.st_mtime, "file": path.name})
-        return out
+        return [
+            {"step": f.step, "bytes": f.bytes, "time": f.mtime, "file": f.path.name}
+            for f in list_checkpoint_files(folder)
+        ]
 
     def worker_rows(self) -> list[dict]:
         """Every worker the store has seen, overlaid with what the live pool says of it now

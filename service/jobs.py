@@ -9,6 +9,8 @@ as PENDING or RUNNING; each continues from its last intact checkpoint.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -158,6 +160,26 @@ class JobManager:
         self._start(job_id)
         return self.store.job(job_id)
 
+    def delete(self, job_id: str) -> int | None:
+        """Delete an ended job: its record, metrics and everything under its folder
+        (checkpoints, trained model, initial weights). Returns the bytes freed on disk, None
+        when there is no such job; raises StoreError for a job that is pending, running or
+        still winding down, which keeps everything."""
+        with self._lock:  # no loop can start for the job while it is being deleted
+            if job_id in self._threads:
+                rec = self.store.get_job(job_id)
+                if rec is not None and rec.state.is_terminal:
+                    raise StoreError(f"job {job_id} is still finishing; try again in a moment")
+                state = rec.state.value if rec is not None else "running"
+                raise StoreError(f"job {job_id} is {state}; stop it first")
+            if not self.store.delete_job(job_id):
+                return None
+        folder = job_dir(self.state_dir, job_id)
+        freed = _tree_bytes(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("job %s deleted (%d bytes freed)", job_id, freed)
+        return freed
+
     def recover(self) -> list[str]:
         """Restart the loops of jobs a previous coordinator left PENDING or RUNNING."""
         started = []
@@ -201,3 +223,14 @@ class JobManager:
         self.pool.remove_listener(self.sync_workers)
         self.shutdown(timeout)
         self.store.close()
+
+
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total

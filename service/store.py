@@ -312,6 +312,20 @@ class Store:
             if cur.rowcount == 0:
                 raise StoreError(f"no job {job_id}")
 
+    def delete_job(self, job_id: str) -> bool:
+        """Delete an ended job's record and metrics in one transaction; False if there is no
+        such job. A job that is not SUCCEEDED, FAILED or STOPPED raises StoreError and stays."""
+        with self._write() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return False
+            state = JobState(row["state"])
+            if not state.is_terminal:
+                raise StoreError(f"job {job_id} is {state.value}; stop it first")
+            conn.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return True
+
     # ------------------------------------------------------------------ metrics
     def add_metrics(
         self, job_id: str, step: int, kind: str, values: dict, at: float | None = None

@@ -308,7 +308,12 @@ class Trainer:
             ):
                 self._evaluate(step_no)
             if cfg.checkpoint_interval and step_no % cfg.checkpoint_interval == 0:
-                self._save_checkpoint()
+                try:
+                    self._save_checkpoint()
+                except OSError as exc:  # a full disk must not end the job: the next one retries
+                    log.warning(
+                        "job %s: checkpoint at step %d not written: %s", self.job_id, step_no, exc
+                    )
             if self.options.on_step is not None:
                 self.options.on_step(self.job_id, step_no)
         self._save_checkpoint_if_new()

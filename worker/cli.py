@@ -15,7 +15,8 @@ def add_worker_subcommand(subparsers) -> argparse.ArgumentParser:
         help="run a gradient worker that registers with a coordinator",
         description=(
             "Serve gradient computations for a shardgrad coordinator. The worker registers "
-            "with the coordinator, heartbeats, and drains on SIGTERM: it finishes the request "
+            "with the coordinator, heartbeats, and drains on SIGTERM or when the coordinator "
+            "asks (a scale-down): it finishes the request "
             "in flight, deregisters and exits. The bearer token is read from SHARDGRAD_TOKEN "
             "or --token-file."
         ),
@@ -101,10 +102,13 @@ def run_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A drain the coordinator asks for (the pool was scaled down) takes the SIGTERM path.
+    server.on_drain_request = stop.set
     print(f"shardgrad worker listening on {server.address}", flush=True)
     while not stop.wait(0.5):
         pass
-    print("shardgrad worker draining", flush=True)
+    asked = " (asked by the coordinator)" if server.drain_requested.is_set() else ""
+    print(f"shardgrad worker draining{asked}", flush=True)
     finished = server.drain(args.drain_timeout)
     print("shardgrad worker stopped", flush=True)
     return 0 if finished else 1

@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -109,7 +109,11 @@ class CoordinatorLink:
             self.interval = reply.heartbeat_interval_seconds
         return self.worker_id
 
-    def heartbeat(self, state: int, loaded: Sequence[str], served: int) -> bool:
+    def heartbeat(
+        self, state: int, loaded: Sequence[str], served: int
+    ) -> coordinator_pb2.HeartbeatResponse:
+        """One heartbeat; the reply says whether the coordinator knows this worker (`known`)
+        and whether it wants it gone (`drain`)."""
         reply = self._stub.Heartbeat(
             coordinator_pb2.HeartbeatRequest(
                 worker_id=self.worker_id, state=state, loaded_jobs=loaded, requests_served=served
@@ -119,7 +123,7 @@ class CoordinatorLink:
         )
         if reply.heartbeat_interval_seconds > 0:
             self.interval = reply.heartbeat_interval_seconds
-        return reply.known
+        return reply
 
     def deregister(self, reason: str) -> None:
         if self.worker_id:
@@ -466,6 +470,12 @@ class WorkerServer:
         self.device = device
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        # Set when the coordinator's heartbeat reply asks this worker to drain (the pool was
+        # scaled below the workers it has). The `shardgrad worker` process waits on it beside
+        # SIGTERM and drains on the same path; a server run in-process with no
+        # `on_drain_request` drains itself from a thread of its own.
+        self.drain_requested = threading.Event()
+        self.on_drain_request: Callable[[], None] | None = None
 
     def start(self) -> WorkerServer:
         self.server.start()
@@ -509,17 +519,30 @@ class WorkerServer:
                     link.register(self._register_request())
                     registered = True
                     log.info("registered with %s as %s", link.target, link.worker_id)
-                elif not link.heartbeat(
-                    self._state(), sorted(self.servicer.jobs), self.servicer.served
-                ):
-                    registered = False  # the coordinator forgot us (restarted): register again
-                    continue
+                else:
+                    reply = link.heartbeat(
+                        self._state(), sorted(self.servicer.jobs), self.servicer.served
+                    )
+                    if not reply.known:
+                        registered = False  # the coordinator forgot us (restarted): register
+                        continue
+                    if reply.drain:
+                        self._drain_requested_by_coordinator()
+                        return
                 backoff = 0.2
                 wait = link.interval
             except grpc.RpcError as exc:
                 log.warning("coordinator %s: %s %s", link.target, exc.code().name, exc.details())
                 wait, backoff = backoff, min(backoff * 2, max(link.interval, 1.0))
             self._stop.wait(wait)
+
+    def _drain_requested_by_coordinator(self) -> None:
+        log.info("the coordinator asked %s to drain", self.link.worker_id)
+        self.drain_requested.set()
+        if self.on_drain_request is not None:
+            self.on_drain_request()
+        else:
+            threading.Thread(target=self.drain, name="worker-drain", daemon=True).start()
 
     # ------------------------------------------------------------------ shutdown
     def drain(self, timeout: float = 60.0) -> bool:

@@ -14,9 +14,11 @@ before the first share of it the worker computes.
 Scaling: `scale(n)` sets how many workers get work. With a launcher (`serve --local-workers`)
 the pool starts or stops local worker processes to match; a stopped process drains (finishes
 its request in flight, deregisters). Workers beyond the target that the pool cannot stop
-(started elsewhere) are kept as DRAINING: registered, given no work, and the first to be taken
-back when the target rises or a worker is lost. Every change takes effect at the next step,
-because the training loop reads the live set once per step.
+(started elsewhere) are DRAINING at once: given no work, and told so in their next heartbeat
+reply (`drain`), on which they finish their request in flight, deregister and exit. Until
+that reply goes out such a worker can still be taken back, when the target rises or a worker
+is lost. Every change takes effect at the next step, because the training loop reads the live
+set once per step.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class RemoteWorker:
     last_seen: float  # time.monotonic() of the last sign of life
     last_heartbeat: float  # wall clock of the same
     active: bool = True  # given work
+    drain: bool = False  # to be told to leave in its next heartbeat reply
+    drain_sent: bool = False  # told: it is leaving and is never given work again
     reported_state: str = IDLE
     loaded_jobs: list[str] = field(default_factory=list)
     served: int = 0
@@ -245,6 +249,17 @@ class GrpcPool(WorkerPool):
             worker.served = int(served)
         return True
 
+    def take_drain(self, worker_id: str) -> bool:
+        """Whether the worker is to drain, for its heartbeat reply; once this says so, the
+        worker is never given work again (it is on its way out)."""
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            if worker is None or not worker.drain:
+                return False
+            worker.drain_sent = True
+        log.info("worker %s told to drain", worker_id)
+        return True
+
     def deregister(self, worker_id: str, reason: str = "") -> bool:
         reason = f"deregistered ({reason or 'no reason given'})"
         return self._remove(worker_id, reason, level=logging.INFO)
@@ -302,9 +317,11 @@ class GrpcPool(WorkerPool):
             drained = victims[: max(0, extra)]
             for w in drained:
                 w.active = False
+                # What the pool cannot stop itself is asked to leave by heartbeat.
+                w.drain = w.process is None or self.launcher is None
         for w in drained:
             log.info("worker %s drains (scaled to %d)", w.id, count)
-            if w.process is not None and self.launcher is not None:
+            if not w.drain:
                 self.launcher.terminate(w.process)
         self._rebalance()
         self._top_up()
@@ -320,8 +337,9 @@ class GrpcPool(WorkerPool):
                 if self._active_count() >= self.target:
                     break
                 stopping = w.process is not None and getattr(w.process, "stopping", False)
-                if not w.active and not stopping and w.reported_state != DRAINING:
-                    w.active = True
+                leaving = stopping or w.drain_sent or w.reported_state == DRAINING
+                if not w.active and not leaving:
+                    w.active, w.drain = True, False
 
     def _top_up(self) -> None:
         """Start local processes until the target can be met (with a launcher)."""
@@ -333,6 +351,7 @@ class GrpcPool(WorkerPool):
                 for w in self._workers.values()
                 if not (w.process is not None and getattr(w.process, "stopping", False))
                 and w.reported_state != DRAINING
+                and not w.drain
             )
             missing = self.target - usable - self._starting
         if missing > 0:

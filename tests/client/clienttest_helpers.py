@@ -77,6 +77,7 @@ CLIENT_COMMANDS = (
     "metrics",
     "logs",
     "stop",
+    "delete",
     "scale",
     "workers",
     "download",

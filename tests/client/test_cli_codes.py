@@ -29,6 +29,9 @@ def test_help_on_everything(capsys):
             parser.parse_args([name, "--help"])
         assert done.value.code == 0
         text = capsys.readouterr().out
+        if name == "demo":  # starts its own coordinator: no address, no JSON output
+            assert "--backend" in text and "--workers" in text
+            continue
         assert "--json" in text and "exit codes:" in text and "--address" in text
 
 
@@ -69,11 +72,20 @@ def test_exit_codes(env, py_job, tmp_path, coordinator):
     with Client(state_dir=coordinator.state_dir) as c:
         job = c.submit(py_job_model(), DATASET, steps=100_000, batch_size=20, micro_shards=2)
         next(iter(job.stream_metrics()))
+        rc, err = code("delete", job.id)
+        assert rc == 6 and "stop it first" in err
         rc_stop, _ = code("stop", job.id)
         assert rc_stop == 0
         assert c.job(job.id).status().state == "STOPPED"
     rc, _ = code("status", job.id, "--wait", "--no-progress")
     assert rc == 8
+    deleted = run_ok("delete", job.id, "--json", env=env)
+    reply = json.loads(deleted.stdout)
+    assert reply["job_id"] == job.id and reply["deleted"] is True and reply["freed_bytes"] > 0
+    rc, err = code("delete", job.id)
+    assert rc == 5 and "no job" in err
+    rc, err = code("delete", "not/an/id")
+    assert rc == 6 and "job_id" in err
 
 
 def test_smoke_trains_digits(env):

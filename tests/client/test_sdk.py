@@ -4,6 +4,7 @@ upload, wait with a progress bar, metrics, stop, the trained model, workers, typ
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 
 import numpy as np
@@ -20,10 +21,12 @@ from shardgrad.client import (
     JobFailedError,
     NotFoundError,
     UnavailableError,
+    UnimplementedError,
 )
 from shardgrad.client.datasets import encode_npz, sha256_hex
+from shardgrad.client.jobs import Job
 from shardgrad.serialization import load_safetensors_bytes
-from shardgrad.service.trainer import model_path
+from shardgrad.service.trainer import job_dir, model_path
 
 TIMEOUT = 60
 
@@ -238,11 +241,16 @@ def test_async_client_streams_metrics(coordinator):
             job = await ac.submit(mlp(), DATASET, batch_size=20, steps=6, micro_shards=2)
             steps = [rec["step"] async for rec in job.stream_metrics() if rec["kind"] == "train"]
             status = await job.wait()
-            return steps, status
+            listed = await job.checkpoints()
+            freed = await ac.delete_job(job.id)
+            return steps, status, listed, freed, await ac.jobs()
 
-    steps, status = asyncio.run(main())
+    steps, status, listed, freed, left = asyncio.run(main())
     assert steps == [1, 2, 3, 4, 5, 6]
     assert status.state == "SUCCEEDED"
+    assert listed and listed[0]["step"] == 6
+    assert freed >= sum(c["bytes"] for c in listed)
+    assert status.job_id not in {j.id for j in left}
 
 
 def test_download_writes_safetensors_and_the_model_description(client, tmp_path):
@@ -266,7 +274,6 @@ def test_download_writes_safetensors_and_the_model_description(client, tmp_path)
 
 def test_checkpoints_of_a_job(client, coordinator):
     from shardgrad.service.checkpoint import CheckpointManager
-    from shardgrad.service.trainer import job_dir
 
     job = client.submit(
         mlp(),
@@ -279,14 +286,62 @@ def test_checkpoints_of_a_job(client, coordinator):
     )
     job.wait(progress=False, timeout=TIMEOUT)
     listed = job.checkpoints()
-    on_disk = CheckpointManager(job_dir(coordinator.state_dir, job.id) / "checkpoints").steps()
+    folder = job_dir(coordinator.state_dir, job.id) / "checkpoints"
+    on_disk = CheckpointManager(folder).steps()
     assert [c["step"] for c in listed] == sorted(on_disk, reverse=True) == [6, 4]
     assert all(c["bytes"] > 0 and c["time"] > 0 for c in listed)
-    with pytest.raises(NotFoundError):
-        client._conn.get_json("/api/v1/jobs/nope/checkpoints")
+    for c in listed:
+        assert c["sha256"] == hashlib.sha256((folder / c["file"]).read_bytes()).hexdigest()
+    # Listed over gRPC: no dashboard needed.
     with Client(coordinator.dial_address, token=coordinator.token) as no_dashboard:
+        assert no_dashboard.job(job.id).checkpoints() == listed
+    with pytest.raises(NotFoundError):
+        client.job("0123456789abcdef").checkpoints()
+
+
+def test_checkpoints_fall_back_to_the_dashboard_on_an_older_coordinator(
+    client, coordinator, monkeypatch
+):
+    """A coordinator without ListCheckpoints answers UNIMPLEMENTED; the dashboard's JSON API
+    gives the same list (without hashes)."""
+    job = client.submit(
+        mlp(), DATASET, batch_size=20, steps=4, micro_shards=2, checkpoint_interval=2
+    )
+    job.wait(progress=False, timeout=TIMEOUT)
+    expected = [{k: c[k] for k in ("step", "file", "bytes")} for c in job.checkpoints()]
+    real_call = client._conn.call
+
+    def old_server(method, *args, **kwargs):
+        if method == "ListCheckpoints":
+            raise UnimplementedError("Method not found!")
+        return real_call(method, *args, **kwargs)
+
+    monkeypatch.setattr(client._conn, "call", old_server)
+    fallback = job.checkpoints()
+    assert [{k: c[k] for k in ("step", "file", "bytes")} for c in fallback] == expected
+    assert "sha256" not in fallback[0]
+    with Client(coordinator.dial_address, token=coordinator.token) as no_dashboard:
+        monkeypatch.setattr(no_dashboard._conn, "call", old_server)
         with pytest.raises(UnavailableError, match="dashboard"):
-            no_dashboard.job(job.id).checkpoints()
+            Job(no_dashboard._conn, job.id).checkpoints()
+
+
+def test_delete_a_job(client, coordinator):
+    job = client.submit(mlp(), DATASET, batch_size=20, steps=100_000, micro_shards=2)
+    next(iter(job.stream_metrics()))
+    with pytest.raises(FailedPreconditionError, match="stop it first"):
+        job.delete()
+    assert job.stop().state == "STOPPED"
+    assert job_dir(coordinator.state_dir, job.id).exists()
+    assert client.delete_job(job.id) > 0
+    assert not job_dir(coordinator.state_dir, job.id).exists()
+    assert job not in client.jobs()
+    with pytest.raises(NotFoundError):
+        client.job(job.id)
+    with pytest.raises(NotFoundError):
+        job.delete()
+    with pytest.raises(InvalidArgumentError, match="job_id"):
+        client.delete_job("no such id")
 
 
 def test_wait_survives_a_coordinator_restart(tmp_path):

@@ -364,3 +364,34 @@ def test_metrics_show_a_running_job_and_grow(tmp_path):
         assert key not in m  # per-job gauges are for jobs in flight only
     finally:
         close_coordinator(c)
+
+
+def test_a_deleted_job_leaves_every_view_and_the_totals_stay(bare_store):
+    store, c = bare_store
+    kept = store.create_job("{}", name="kept")
+    gone = store.create_job("{}", name="gone")
+    for job in (kept, gone):
+        for step in range(1, 6):
+            store.add_metrics(job.id, step, "train", {"loss": 1.0 / step, "samples": 4})
+        store.set_progress(job.id, 5, 5)
+        store.set_state(job.id, JobState.RUNNING)
+        store.set_state(job.id, JobState.SUCCEEDED)
+    assert {j["id"] for j in c.get_json("/api/v1/jobs", token=None)["jobs"]} == {kept.id, gone.id}
+    metrics = c.get_json(f"/api/v1/jobs/{gone.id}/metrics", token=None)
+    assert metrics["train"]["step"] == list(range(1, 6))
+    steps = scrape(c)[("shardgrad_steps_total", ())]
+    assert steps == 10
+
+    assert store.delete_job(gone.id)
+    time.sleep(0.3)  # past the dashboard's refresh throttle
+    assert [j["id"] for j in c.get_json("/api/v1/jobs", token=None)["jobs"]] == [kept.id]
+    for path in (
+        f"/api/v1/jobs/{gone.id}",
+        f"/api/v1/jobs/{gone.id}/metrics",
+        f"/api/v1/jobs/{gone.id}/checkpoints",
+    ):
+        assert c.request(path, token=None)[0] == 404, path
+    assert c.get_json("/api/v1/overview", token=None)
+    assert c.get_json(f"/api/v1/jobs/{kept.id}", token=None)["step"] == 5
+    # Counters never go down: the deleted job's steps were done.
+    assert scrape(c)[("shardgrad_steps_total", ())] == steps

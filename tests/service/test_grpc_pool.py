@@ -1,6 +1,7 @@
-"""The gRPC pool's membership rules with in-process workers: scaling down keeps workers it
-cannot stop as standby, a standby takes over from a dropped worker, and a dropped worker that
-is still alive registers again under its old id."""
+"""The gRPC pool's membership rules: scaling down tells the workers it cannot stop to drain
+(in-process workers, and real `shardgrad worker` processes that exit), a drained worker that
+has not been told yet is taken back when needed, and a dropped worker that is still alive
+registers again under its old id."""
 
 from __future__ import annotations
 
@@ -48,20 +49,60 @@ def _states(pool):
     return {w["worker_id"]: w["state"] for w in pool.describe()}
 
 
-def test_scaling_down_keeps_a_standby_that_replaces_a_dropped_worker(setup):
+def test_scaling_down_drains_the_workers_it_cannot_stop(setup):
     pool = setup
     first, second = pool.live_workers()
     assert pool.scale(1) == 1
     assert pool.live_workers() == [first]  # the newest goes first
     assert _states(pool)[second] == "DRAINING"
+    # Its next heartbeat reply says drain: it deregisters and leaves the pool.
+    _until(lambda: _states(pool).get(second) == "LOST")
+    assert pool.live_workers() == [first]
 
     pool.report_failure(first, "missed its deadline")
-    assert pool.live_workers() == [second]  # the standby takes over at once
-    # `first` is alive: its next heartbeat is refused, it registers again, as the standby now
-    _until(lambda: _states(pool).get(first) == "DRAINING")
+    assert pool.live_workers() == []
+    # `first` is alive: its next heartbeat is refused, it registers again and gets work.
+    _until(lambda: pool.live_workers() == [first])
+    assert _states(pool)[first] == "IDLE"
 
-    assert pool.scale(2) == 2
+
+def test_a_drain_not_yet_sent_is_taken_back(setup):
+    pool = setup
+    first, second = pool.live_workers()
+    with pool._lock:  # scale down and up between two heartbeats
+        pool.scale(1)
+        assert pool.live_workers() == [first]
+        pool.scale(2)
     assert sorted(pool.live_workers()) == sorted([first, second])
+    time.sleep(0.5)  # several heartbeats: nobody was told to drain
+    assert sorted(pool.live_workers()) == sorted([first, second])
+    assert pool.take_drain(second) is False
+
+
+def test_scale_down_makes_a_worker_process_exit(procs):
+    """Two `shardgrad worker` processes started apart from the coordinator; scaling to one
+    makes the newest finish, deregister and exit 0, and the other keeps working."""
+    from _servertest import mlp_config, pb
+
+    c = procs.coordinator(procs.tmp_path / "state")
+    try:
+        older = procs.worker(c.address, c.token)
+        (kept,) = (w.worker_id for w in c.wait_workers(1))
+        newer = procs.worker(c.address, c.token)
+        (newest,) = (w.worker_id for w in c.wait_workers(2) if w.worker_id != kept)
+        reply = c.call("ScaleWorkers", pb.ScaleWorkersRequest(count=1))
+        assert reply.count == 1
+        newer.wait_line("shardgrad worker draining (asked by the coordinator)", timeout=10)
+        assert newer.wait(timeout=20) == 0
+        assert older.proc.poll() is None
+        states = {w.worker_id: w.state for w in c.workers()}
+        assert states[newest] == pb.WORKER_STATE_LOST
+        assert states[kept] == pb.WORKER_STATE_IDLE
+        job = c.submit(mlp_config(steps=2))
+        c.wait_succeeded(job.job_id)
+        assert {e.workers for e in c.metrics(job.job_id)} == {1}
+    finally:
+        c.close()
 
 
 def test_registration_is_refused_once_the_pool_is_closed(setup):

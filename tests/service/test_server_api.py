@@ -3,6 +3,7 @@ limits, authentication and request validation."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import stat
@@ -11,7 +12,7 @@ import threading
 import grpc
 import numpy as np
 import pytest
-from _servertest import TERMINAL, mlp_config, pb, reference_model
+from _servertest import TERMINAL, mlp_config, pb, reference_model, slow_config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shardgrad.protos import common_pb2
@@ -249,6 +250,10 @@ BAD_UNARY = [
     ("worker_id", ("Heartbeat", pb.HeartbeatRequest())),
     ("state", ("Heartbeat", pb.HeartbeatRequest(worker_id="w", state=9))),
     ("worker_id", ("DeregisterWorker", pb.DeregisterWorkerRequest(worker_id=""))),
+    ("job_id", ("DeleteJob", pb.DeleteJobRequest())),
+    ("job_id", ("DeleteJob", pb.DeleteJobRequest(job_id="../jobs"))),
+    ("job_id", ("ListCheckpoints", pb.ListCheckpointsRequest())),
+    ("job_id", ("ListCheckpoints", pb.ListCheckpointsRequest(job_id="a/b"))),
 ]
 
 
@@ -326,6 +331,8 @@ def test_bad_requests_are_invalid_argument_naming_the_field_and_change_nothing(s
     for method, request in [
         ("GetJob", pb.GetJobRequest(job_id="0123456789abcdef")),
         ("StopJob", pb.StopJobRequest(job_id="0123456789abcdef")),
+        ("DeleteJob", pb.DeleteJobRequest(job_id="0123456789abcdef")),
+        ("ListCheckpoints", pb.ListCheckpointsRequest(job_id="0123456789abcdef")),
     ]:
         with pytest.raises(grpc.RpcError) as e:
             server.call(method, request)
@@ -357,3 +364,60 @@ def test_metrics_follow_streams_until_the_job_ends(server):
     assert [e.step for e in evals] == [3, 6]
     assert 0.0 <= evals[-1].values["eval_accuracy"] <= 1.0
     assert seen[-1].state == pb.JOB_STATE_SUCCEEDED
+
+
+# ---------------------------------------------------------------------- checkpoints, deletion
+def _code(server, method, request):
+    with pytest.raises(grpc.RpcError) as e:
+        server.call(method, request)
+    return e.value.code(), e.value.details()
+
+
+def test_checkpoints_are_listed_newest_first_with_their_hashes(server):
+    job = server.submit(mlp_config(steps=8, checkpoint_interval=2, keep_checkpoints=3))
+    server.wait_succeeded(job.job_id)
+    listed = server.call(
+        "ListCheckpoints", pb.ListCheckpointsRequest(job_id=job.job_id)
+    ).checkpoints
+    assert [c.step for c in listed] == [8, 6, 4]  # the newest 3 are kept
+    folder = server.state_dir / "jobs" / job.job_id / "checkpoints"
+    for c in listed:
+        data = (folder / c.name).read_bytes()
+        assert c.bytes == len(data) > 0
+        assert c.sha256 == hashlib.sha256(data).hexdigest()
+        assert c.created_unix >= job.created_at
+
+
+def test_delete_refuses_an_active_job_and_removes_an_ended_one(server):
+    running = server.submit(slow_config(delay=0.05, steps=400))
+    server.wait_until(running.job_id, lambda j: j.step >= 1)
+    code, details = _code(server, "DeleteJob", pb.DeleteJobRequest(job_id=running.job_id))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "stop it first" in details
+    assert server.job(running.job_id).state in (pb.JOB_STATE_PENDING, pb.JOB_STATE_RUNNING)
+
+    server.call("StopJob", pb.StopJobRequest(job_id=running.job_id), timeout=60)
+    stopped = server.wait_done(running.job_id)
+    assert stopped.state == pb.JOB_STATE_STOPPED
+    folder = server.state_dir / "jobs" / running.job_id
+    assert any((folder / "checkpoints").iterdir())  # stopping checkpoints
+    reply = server.call("DeleteJob", pb.DeleteJobRequest(job_id=running.job_id))
+    assert reply.job_id == running.job_id and reply.freed_bytes > 0
+    assert not folder.exists()
+
+    done = server.submit(mlp_config(steps=4))
+    server.wait_succeeded(done.job_id)
+    assert server.model(done.job_id)  # the trained model is there to delete
+    server.call("DeleteJob", pb.DeleteJobRequest(job_id=done.job_id))
+    assert not (server.state_dir / "jobs" / done.job_id).exists()
+    listed = {j.job_id for j in server.call("ListJobs", pb.ListJobsRequest()).jobs}
+    assert not listed & {running.job_id, done.job_id}
+    for method, request in [
+        ("GetJob", pb.GetJobRequest(job_id=done.job_id)),
+        ("DeleteJob", pb.DeleteJobRequest(job_id=done.job_id)),
+        ("ListCheckpoints", pb.ListCheckpointsRequest(job_id=done.job_id)),
+    ]:
+        assert _code(server, method, request)[0] == grpc.StatusCode.NOT_FOUND, method
+    with pytest.raises(grpc.RpcError) as e:
+        server.metrics(done.job_id)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

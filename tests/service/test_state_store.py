@@ -174,3 +174,19 @@ def test_concurrent_writers_and_readers(tmp_path):
         assert [m.step for m in store.metrics(job_id)] == list(range(1, n_steps + 1))
     assert len(store.list_workers()) == 40
     store.close()
+
+
+def test_only_an_ended_job_is_deleted_with_its_metrics(store):
+    active = store.create_job("{}")
+    ended = store.create_job("{}")
+    for job in (active, ended):
+        store.add_metrics(job.id, 1, "train", {"loss": 1.0})
+    store.set_state(active.id, JobState.RUNNING)
+    store.set_state(ended.id, JobState.FAILED, "boom")
+    with pytest.raises(StoreError, match="RUNNING; stop it first"):
+        store.delete_job(active.id)
+    assert store.get_job(active.id) is not None and len(store.metrics(active.id)) == 1
+    assert store.delete_job(ended.id) is True
+    assert store.get_job(ended.id) is None and store.metrics(ended.id) == []
+    assert [j.id for j in store.list_jobs()] == [active.id]
+    assert store.delete_job(ended.id) is False

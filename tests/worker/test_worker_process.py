@@ -1,4 +1,5 @@
-"""`shardgrad worker` as a real process: a real step over loopback, and draining on SIGTERM."""
+"""`shardgrad worker` as a real process: a real step over loopback, and draining on SIGTERM
+or when the coordinator's heartbeat reply asks for it."""
 
 from __future__ import annotations
 
@@ -163,3 +164,42 @@ def test_sigterm_drains_the_request_in_flight_then_deregisters(spawn, fake_coord
         for h in fake_coordinator.heartbeats  # WORKER_STATE_DRAINING
     )
     np.testing.assert_equal(len(fake_coordinator.registered), 1)
+
+
+def test_a_drain_asked_by_the_coordinator_finishes_the_request_in_flight_then_exits(
+    spawn, fake_coordinator
+):
+    from workertest_models import SlowMLP
+
+    delay = 0.3
+    spec, data, flat = make_job(
+        SlowMLP(delay=delay),
+        k=6,
+        job_id="slow",
+        model_source={"import_path": "workertest_models:SlowMLP", "kwargs": {"delay": delay}},
+    )
+    spec = spec.__class__(**{**spec.__dict__, "dataset_sha256": fake_coordinator.add_dataset(data)})
+    proc = spawn(fake_coordinator.address, ["--allow-import", "workertest_models"])
+    address = _address(proc)
+    assert fake_coordinator.wait_for(lambda: len(fake_coordinator.heartbeats) >= 1)
+    with WorkerClient(address, token=TOKEN, timeout=30) as client:
+        client.load_job(spec)
+        outcome: dict = {}
+
+        def call() -> None:
+            try:
+                outcome["result"] = client.compute(spec, 0, cut(12, 6), flat)
+            except grpc.RpcError as exc:  # pragma: no cover - reported by the assertion
+                outcome["error"] = exc
+
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(2 * delay)  # the step (6 x 0.3 s) is under way
+        fake_coordinator.drain = True
+        proc.wait_line("shardgrad worker draining (asked by the coordinator)", timeout=10)
+        t.join(timeout=20)
+    assert "error" not in outcome, outcome.get("error")
+    assert [s.num_samples for s in outcome["result"].stats] == [2] * 6
+    assert proc.proc.wait(timeout=20) == 0
+    assert [d.reason for d in fake_coordinator.deregistered] == ["drained"]
+    assert len(fake_coordinator.registered) == 1

@@ -78,6 +78,7 @@ class FakeCoordinator:
         self.deregistered: list = []
         self.fetches: list[str] = []
         self.forget = False
+        self.drain = False  # answer heartbeats with drain=True
         self.changed = threading.Condition()
         outer = self
 
@@ -100,7 +101,9 @@ class FakeCoordinator:
                 with outer.changed:
                     outer.heartbeats.append(request)
                     outer.changed.notify_all()
-                    return coordinator_pb2.HeartbeatResponse(known=not outer.forget)
+                    return coordinator_pb2.HeartbeatResponse(
+                        known=not outer.forget, drain=outer.drain
+                    )
 
             def DeregisterWorker(self, request, context):  # noqa: N802
                 from shardgrad.protos import coordinator_pb2
