@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_BACKEND ?= ray
 
-.PHONY: install test lint format demo bench proto clean
+.PHONY: install test lint format demo bench proto reliability clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ demo: $(DEMO_STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/core_step.py
+
+# The whole reliability suite (faults, load, fuzzing, security) and the figures in
+# docs/reliability.md; `make test` runs its short version.
+reliability: $(STAMP)
+	mkdir -p build && rm -f build/reliability.json
+	SHARDGRAD_RELIABILITY_FULL=1 SHARDGRAD_RELIABILITY_RESULTS=build/reliability.json \
+		$(PY) -m pytest tests/reliability -q
+	$(PY) tests/reliability/report.py build/reliability.json docs/reliability.md
 
 proto: $(STAMP)
 	bash scripts/gen_protos.sh

@@ -183,7 +183,7 @@ class JobConfig:
     def from_json(cls, text: str | bytes) -> JobConfig:
         try:
             d = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ValidationError("config", f"not valid JSON: {exc}") from None
         return cls.from_dict(d)
 
