@@ -78,6 +78,11 @@ def render(results: dict) -> str:
         "examples) runs in every `make test`; cases marked `reliability_full` run only in",
         "`make reliability`.",
         "",
+        "<!-- not-run: the full suite takes minutes; make test runs its short version -->",
+        "```bash",
+        "make reliability   # faults, load, fuzzing and security; rewrites this page",
+        "```",
+        "",
         f"Figures from a {kind} run on {when}: {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, {platform.system()}.",
         "",
