@@ -14,6 +14,7 @@ import shutil
 import threading
 from pathlib import Path
 
+from .checkpoint import CheckpointManager
 from .config import JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
@@ -187,6 +188,10 @@ class JobManager:
             if rec.state in (JobState.PENDING, JobState.RUNNING) and not self.is_active(rec.id):
                 if rec.state is JobState.RUNNING:
                     self.store.set_state(rec.id, JobState.PENDING, "coordinator restarted")
+                # Report the step training resumes from at once: until the loop starts, the
+                # record still shows the last step the killed coordinator recorded.
+                ckpt = CheckpointManager(job_dir(self.state_dir, rec.id) / "checkpoints").latest()
+                self.store.set_progress(rec.id, ckpt.step if ckpt is not None else 0)
                 self._start(rec.id)
                 started.append(rec.id)
         return started
