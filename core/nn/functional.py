@@ -785,6 +785,17 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
 
 
 # ================================================================ losses
+def _warn_if_broadcast_target(input: Tensor, target: Tensor) -> None:
+    """torch's warning for elementwise losses whose target would silently broadcast."""
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=3,
+        )
+
+
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -793,13 +804,7 @@ def mse_loss(
     reduction: str = "mean",
     weight: Tensor | None = None,
 ) -> Tensor:
-    if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(
-            f"Using a target size ({target.shape}) that is different to the input size "
-            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
-            "Please ensure they have the same size.",
-            stacklevel=2,
-        )
+    _warn_if_broadcast_target(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     if weight is not None:
         if tuple(weight.shape) != tuple(input.shape):
@@ -820,13 +825,7 @@ def l1_loss(
     reduction: str = "mean",
     weight: Tensor | None = None,
 ) -> Tensor:
-    if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(
-            f"Using a target size ({target.shape}) that is different to the input size "
-            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
-            "Please ensure they have the same size.",
-            stacklevel=2,
-        )
+    _warn_if_broadcast_target(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     loss = (input - target).abs()
     if weight is not None:
