@@ -38,6 +38,10 @@ MAX_WORKERS = 4096
 MAX_STEPS = 1 << 31
 MAX_SPEC_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 1 << 31
+# The most parameters (and buffer elements) a model may have, unless the coordinator is told
+# otherwise (`shardgrad serve --max-parameters`): 400 MB of float32 per copy, and the
+# coordinator keeps several (the model, the flat parameters, the optimizer's state).
+MAX_PARAMETERS = 100_000_000
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -188,19 +192,30 @@ class JobConfig:
         return cls.from_dict(d)
 
     # ------------------------------------------------------------------ validation
-    def validate(self, datasets=None, allowed_import_prefixes: tuple[str, ...] = ()) -> None:
+    def validate(
+        self,
+        datasets=None,
+        allowed_import_prefixes: tuple[str, ...] = (),
+        max_parameters: int | None = MAX_PARAMETERS,
+    ) -> None:
         """Check every field; with a dataset resolver, also check the model against the data.
 
         `datasets` is anything with `resolve(ref) -> Dataset` (see service.datasets). With it,
         the dataset must exist, the eval split must leave training samples, and one forward and
         loss on two real samples must run, which catches unknown layers, wrong input shapes and
         targets the loss cannot take. Import paths must lie under `allowed_import_prefixes`.
-        """
-        self._validate_static()
-        if datasets is not None:
-            from .validation import check_against_dataset  # noqa: PLC0415 - needs the core
 
-            check_against_dataset(self, datasets, allowed_import_prefixes)
+        A model with more than `max_parameters` parameters (buffers included; None: no
+        limit) is refused. A spec's are counted from the spec, before anything is built; an
+        import-path model runs its own code to say what it holds, so it is counted once
+        built, which only happens with `datasets`.
+        """
+        from .validation import check_against_dataset, check_parameter_budget  # noqa: PLC0415
+
+        self._validate_static()
+        check_parameter_budget(self, max_parameters)
+        if datasets is not None:
+            check_against_dataset(self, datasets, allowed_import_prefixes, max_parameters)
 
     def _validate_static(self) -> None:
         _check_str("name", self.name, max_len=200, allow_empty=True)

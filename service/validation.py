@@ -1,5 +1,6 @@
-"""The checks of a job config that need the core and the data: does the model build, does it
-take the dataset's inputs, does the loss take its outputs and the dataset's targets."""
+"""The checks of a job config that need the core and the data: is the model within the
+parameter budget, does it build, does it take the dataset's inputs, does the loss take its
+outputs and the dataset's targets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import warnings
 import numpy as np
 
 import shardgrad
+from shardgrad.nn.spec_size import SpecSize, spec_size
 from shardgrad.serialization import load_safetensors_bytes
 
 from . import builders
@@ -31,8 +33,40 @@ def loss_targets(y: np.ndarray, dtype: str) -> shardgrad.Tensor:
     return shardgrad.tensor(np.asarray(y, dtype=np.int64))
 
 
+def check_parameter_budget(config: JobConfig, max_parameters: int | None) -> None:
+    """Refuse a spec that holds more than `max_parameters` elements, counted from the spec
+    before anything is built: a spec of a few bytes can ask for more memory than the machine
+    has. A spec with user Modules in it counts as at least its built-in layers here, and in
+    full once built (see `check_against_dataset`)."""
+    if config.model.spec is None or max_parameters is None:
+        return
+    try:
+        size = spec_size(config.model.spec)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("model.spec", f"cannot build the model: {exc}") from None
+    _within_budget("model.spec", size, max_parameters)
+
+
+def _within_budget(field: str, size: SpecSize, max_parameters: int) -> None:
+    if size.elements <= max_parameters:
+        return
+    what = f"{size.parameters:,} parameters"
+    if size.buffers:
+        what += f" and {size.buffers:,} buffer elements"
+    if not size.exact:
+        what = f"at least {what}"
+    raise ValidationError(
+        field,
+        f"the model has {what}, more than the {max_parameters:,} parameters this coordinator "
+        "takes (shardgrad serve --max-parameters)",
+    )
+
+
 def check_against_dataset(
-    config: JobConfig, datasets, allowed_import_prefixes: tuple[str, ...] = ()
+    config: JobConfig,
+    datasets,
+    allowed_import_prefixes: tuple[str, ...] = (),
+    max_parameters: int | None = None,
 ) -> None:
     try:
         ds = datasets.resolve(config.dataset)
@@ -61,6 +95,13 @@ def check_against_dataset(
     params = list(model.parameters())
     if not params:
         raise ValidationError(field, "the model has no parameters to train")
+    if max_parameters is not None:
+        # An import-path model (or a spec with one inside) says what it holds only once its
+        # own code has run, so it is counted here, after it was built.
+        held = SpecSize(
+            sum(p.numel() for p in params), sum(b.numel() for b in model.buffers()), True
+        )
+        _within_budget(field, held, max_parameters)
     if config.dtype == "float64":
         model.double()
     if config.initial_weights is not None:

@@ -80,12 +80,16 @@ def _encode(value: Any, where: str) -> Any:
     raise ValueError(f"{where}: a value of type {type(value).__name__} cannot go into a spec")
 
 
-def _decode(value: Any, where: str, allowed_prefixes) -> Any:
+def _decode(value: Any, where: str, allowed_prefixes, module=None) -> Any:
+    """The value a spec's encoded argument stands for; `module(spec)`, when given, stands in
+    for building a `{"$module": spec}` argument."""
     if isinstance(value, list):
-        return [_decode(v, f"{where}[{i}]", allowed_prefixes) for i, v in enumerate(value)]
+        return [_decode(v, f"{where}[{i}]", allowed_prefixes, module) for i, v in enumerate(value)]
     if isinstance(value, dict):
         if "$module" in value:
             _only_keys(value, {"$module"}, where)
+            if module is not None:
+                return module(value["$module"])
             return from_spec(value["$module"], allowed_prefixes)
         if "$dtype" in value:
             _only_keys(value, {"$dtype"}, where)
@@ -103,7 +107,7 @@ def _decode(value: Any, where: str, allowed_prefixes) -> Any:
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{where}: bad tensor value: {exc}") from None
-        return {k: _decode(v, f"{where}.{k}", allowed_prefixes) for k, v in value.items()}
+        return {k: _decode(v, f"{where}.{k}", allowed_prefixes, module) for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise ValueError(f"{where}: unsupported value of type {type(value).__name__}")

@@ -433,11 +433,6 @@ else:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no parameter budget: a spec is built (and its weights allocated) before its size "
-    "is checked, so a model just under the machine's memory is accepted",
-)
 def test_a_model_over_the_parameter_budget_is_refused_before_allocation(tmp_path):
     """Linear(8, 10**8) wants 3.2 GB of weights. The coordinator must refuse it by counting
     parameters from the spec, not by trying to allocate them (run under a 3 GiB address-space

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import grpc
 import numpy as np
 import pytest
 
@@ -207,3 +208,91 @@ def test_import_paths_must_be_allowed(registry):
         lam.validate(registry)
     assert info.value.field == "lr_scheduler.kwargs"
     lam.validate(registry, allowed_import_prefixes=("math",))
+
+
+# ---------------------------------------------------------------------------- parameter budget
+def _refusal(cfg: JobConfig, registry, **kw) -> ValidationError:
+    with pytest.raises(ValidationError) as info:
+        cfg.validate(registry, **kw)
+    return info.value
+
+
+def test_a_spec_over_the_budget_is_refused_before_it_is_built(registry, monkeypatch):
+    from shardgrad.service import builders
+
+    held = 8 * 16 + 16 + 16 * 3 + 3  # mlp()
+    good().validate(registry, max_parameters=held)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model over the budget was built")
+
+    monkeypatch.setattr(builders, "build_model", never)
+    err = _refusal(good(), registry, max_parameters=held - 1)
+    assert err.field == "model.spec"
+    assert f"{held} parameters" in err.message and f"{held - 1} parameters" in err.message
+    # Without a dataset too, and with the default budget for a spec asking for gigabytes.
+    huge = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3)).spec()
+    huge["modules"][0]["kwargs"]["out_features"] = 10**9
+    huge["modules"][1]["kwargs"]["in_features"] = 10**9
+    err = _refusal(good(model=ModelSource(spec=huge)), None)
+    assert err.field == "model.spec" and "6,000,000,003 parameters" in err.message
+    assert "100,000,000" in err.message and "allocate" not in err.message
+
+
+def test_buffers_count_toward_the_budget(registry):
+    norm = {"type": "BatchNorm1d", "args": [10**9], "kwargs": {"affine": False}}
+    spec = {"type": "Sequential", "modules": [mlp().spec(), norm]}
+    err = _refusal(good(model=ModelSource(spec=spec)), registry)
+    assert err.field == "model.spec"
+    assert "195 parameters and 2,000,000,001 buffer elements" in err.message
+
+
+def test_an_import_path_model_is_counted_once_built(registry):
+    # Its own code decides what it holds, so it can only be counted after it ran.
+    linear = ModelSource(
+        import_path="shardgrad.nn.linear:Linear", kwargs={"in_features": 8, "out_features": 3}
+    )
+    allowed = ("shardgrad.nn",)
+    good(model=linear).validate(registry, allowed_import_prefixes=allowed, max_parameters=27)
+    err = _refusal(good(model=linear), registry, allowed_import_prefixes=allowed, max_parameters=26)
+    assert err.field == "model.import_path" and "27 parameters" in err.message
+    # A spec with a user's Module inside: its built-in layers count before building, at least.
+    inner = {"import": "shardgrad.nn.linear:Linear", "args": [3, 3]}
+    spec = {"type": "Sequential", "modules": [mlp().spec(), inner]}
+    err = _refusal(good(model=ModelSource(spec=spec)), registry, max_parameters=100)
+    assert err.field == "model.spec" and "at least 195 parameters" in err.message
+    err = _refusal(
+        good(model=ModelSource(spec=spec)),
+        registry,
+        allowed_import_prefixes=allowed,
+        max_parameters=200,
+    )
+    assert "207 parameters" in err.message and "at least" not in err.message
+
+
+def test_a_malformed_spec_is_named_before_it_is_counted(registry):
+    spec = {"type": "Linear", "args": [8, "3"]}
+    err = _refusal(good(model=ModelSource(spec=spec)), registry)
+    assert err.field == "model.spec" and "out_features must be an integer" in err.message
+
+
+def test_the_coordinator_holds_jobs_to_its_max_parameters(procs, tmp_path):
+    """`shardgrad serve --max-parameters` is the budget SubmitJob applies."""
+    from _servertest import mlp_config, pb
+
+    from shardgrad.client.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["serve", "--state-dir", "s"]).max_parameters == 100_000_000
+    with pytest.raises(SystemExit):
+        parse(["serve", "--state-dir", "s", "--max-parameters", "0"])
+
+    server = procs.coordinator(tmp_path / "state", "--pool", "inprocess", "--max-parameters", "194")
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            server.submit(mlp_config())  # 195 parameters
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "model.spec" in err.value.details() and "195 parameters" in err.value.details()
+        assert server.call("ListJobs", pb.ListJobsRequest()).jobs == []
+    finally:
+        server.close()

@@ -1,0 +1,277 @@
+"""How many parameters a model spec would have, read from the spec without building it.
+
+A service that takes specs from the network must refuse one too large for its memory before
+it tries to allocate the weights: `Linear(8, 10**9)` is a few bytes of JSON and 32 GB of
+float32. `spec_size(spec)` walks the spec as `from_spec` would and derives each built-in
+layer's parameter and buffer counts from its constructor arguments (bound to the signature
+with its defaults, as the constructor sees them), allocating nothing.
+
+A user's Module given by import path runs code of its own, so its size is only known once it
+is built: such a spec's size is not `exact` and counts only its built-in layers (and the
+module arguments it is given), which makes it a lower bound. The same holds for a built-in
+layer type that has no counter here (none, as the tests check).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..tensor import Tensor
+from .spec import _CONTAINERS, _builtins, _decode, _only_keys, _tuples
+
+
+@dataclass(frozen=True)
+class SpecSize:
+    """Element counts of a spec's parameters and buffers (running statistics, loss
+    weights). `exact` is False when part of the model is a user's Module, counted as zero."""
+
+    parameters: int = 0
+    buffers: int = 0
+    exact: bool = True
+
+    @property
+    def elements(self) -> int:
+        """Parameters and buffers together: what building the model allocates."""
+        return self.parameters + self.buffers
+
+    def __add__(self, other: SpecSize) -> SpecSize:
+        return SpecSize(
+            self.parameters + other.parameters,
+            self.buffers + other.buffers,
+            self.exact and other.exact,
+        )
+
+
+def spec_size(spec: dict) -> SpecSize:
+    """The size of the model `from_spec(spec)` builds, without building it.
+
+    Raises ValueError for a spec `from_spec` would refuse for its shape (unknown layer, bad
+    keys, arguments that do not fit the signature, sizes that are not non-negative
+    integers). A spec it accepts here may still fail to build for other reasons.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"a spec must be a dict, got {type(spec).__name__}")
+    if ("type" in spec) == ("import" in spec):
+        raise ValueError(
+            "a spec needs exactly one of 'type' (a built-in layer) or 'import' (a custom Module)"
+        )
+    if "import" in spec:
+        label = str(spec["import"])
+        args, kwargs, nested = _arguments(spec, label)
+        return nested + SpecSize(exact=False)
+    name = spec["type"]
+    builtins = _builtins()
+    if not isinstance(name, str) or name not in builtins:
+        raise ValueError(f"unknown layer type {name!r} in spec")
+    if name in _CONTAINERS:
+        _only_keys(spec, {"type", "modules"}, name)
+        modules = spec.get("modules", [])
+        if isinstance(modules, dict):
+            modules = list(modules.values())
+        elif not isinstance(modules, list):
+            raise ValueError(f"{name}: 'modules' must be a list or a dict of specs")
+        return sum((spec_size(m) for m in modules), SpecSize())
+    args, kwargs, nested = _arguments(spec, name)
+    counter = _COUNTERS.get(name)
+    if counter is None and name not in _NO_PARAMETERS:
+        return nested + SpecSize(exact=False)
+    try:
+        bound = inspect.signature(builtins[name]).bind(
+            *[_tuples(a) for a in args], **{k: _tuples(v) for k, v in kwargs.items()}
+        )
+    except TypeError as exc:
+        raise ValueError(f"bad arguments for {name}: {exc}") from None
+    if counter is None:
+        return nested
+    bound.apply_defaults()
+    try:
+        own = counter(bound.arguments)
+    except (TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
+        raise ValueError(f"bad arguments for {name}: {exc}") from None
+    return nested + own
+
+
+def count_parameters(spec: dict) -> int:
+    """`sum(p.numel() for p in from_spec(spec).parameters())`, read from the spec alone.
+
+    Raises ValueError when the spec holds a user's Module (whose parameters are known only
+    once it is built) or is malformed (see `spec_size`)."""
+    size = spec_size(spec)
+    if not size.exact:
+        raise ValueError(
+            "the spec holds a custom Module (an import path): its parameters are counted only "
+            "once it is built"
+        )
+    return size.parameters
+
+
+# ---------------------------------------------------------------------- arguments
+class _ModuleArgument:
+    """Stands in for a `{"$module": ...}` argument, which is counted, not built."""
+
+
+def _arguments(spec: dict, label: str) -> tuple[list, dict, SpecSize]:
+    """The decoded args and kwargs, and the size of the module arguments among them."""
+    _only_keys(spec, {"type", "import", "args", "kwargs"}, label)
+    args = spec.get("args", [])
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(args, list):
+        raise ValueError(f"{label}: 'args' must be a list")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{label}: 'kwargs' must be a dict with string keys")
+    sizes: list[SpecSize] = []
+
+    def module(inner: dict) -> _ModuleArgument:
+        # Built by from_spec before the outer constructor runs, so it counts either way; it
+        # may or may not end up inside the model, so the total is no longer exact.
+        sizes.append(spec_size(inner) + SpecSize(exact=False))
+        return _ModuleArgument()
+
+    args = _decode(args, f"{label} args", None, module)
+    kwargs = _decode(kwargs, f"{label} kwargs", None, module)
+    return args, kwargs, sum(sizes, SpecSize())
+
+
+def _size(value, name: str) -> int:
+    """A dimension as `factory.empty` takes it: a non-negative int (bools are ints)."""
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _elements(value, name: str) -> int:
+    """The element count of `factory.empty(value)`: a size, or a sequence of sizes (a shape)."""
+    if isinstance(value, Sequence):
+        return math.prod(_size(d, name) for d in value)
+    return _size(value, name)
+
+
+def _flag(value) -> bool:
+    """A switch as the constructors read it (`if bias:`)."""
+    return bool(value)
+
+
+def _numel(value, name: str) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a tensor or None, got {type(value).__name__}")
+    return int(value.numel())
+
+
+# ---------------------------------------------------------------------- per layer type
+def _linear(a: Mapping) -> SpecSize:
+    n_in, n_out = _size(a["in_features"], "in_features"), _size(a["out_features"], "out_features")
+    return SpecSize(n_in * n_out + (n_out if _flag(a["bias"]) else 0))
+
+
+def _conv(dims: int) -> Callable[[Mapping], SpecSize]:
+    def count(a: Mapping) -> SpecSize:
+        from . import functional as F  # noqa: PLC0415, N812
+
+        n_in = _size(a["in_channels"], "in_channels")
+        n_out = _size(a["out_channels"], "out_channels")
+        groups = a["groups"]
+        if not isinstance(groups, int) or groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        kernel = F._ntuple(a["kernel_size"], dims, "kernel_size")
+        taps = math.prod(_size(k, "kernel_size") for k in kernel)
+        return SpecSize(n_out * (n_in // groups) * taps + (n_out if _flag(a["bias"]) else 0))
+
+    return count
+
+
+def _batch_norm(a: Mapping) -> SpecSize:
+    affine, tracked = _flag(a["affine"]), _flag(a["track_running_stats"])
+    n = _elements(a["num_features"], "num_features") if affine or tracked else 0
+    weights = n + (n if _flag(a["bias"]) else 0) if affine else 0
+    # running_mean, running_var and num_batches_tracked
+    return SpecSize(weights, 2 * n + 1 if tracked else 0)
+
+
+def _group_norm(a: Mapping) -> SpecSize:
+    if not _flag(a["affine"]):
+        return SpecSize()
+    n = _size(a["num_channels"], "num_channels")
+    return SpecSize(n + (n if _flag(a["bias"]) else 0))
+
+
+def _layer_norm(a: Mapping) -> SpecSize:
+    if not _flag(a["elementwise_affine"]):
+        return SpecSize()
+    shape = a["normalized_shape"]
+    dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    n = math.prod(_size(d, "normalized_shape") for d in dims)
+    return SpecSize(n + (n if _flag(a["bias"]) else 0))
+
+
+def _embedding(a: Mapping) -> SpecSize:
+    if a["_weight"] is not None:  # the weight is given (its shape must match)
+        return SpecSize(_numel(a["_weight"], "_weight"))
+    return SpecSize(
+        _size(a["num_embeddings"], "num_embeddings") * _size(a["embedding_dim"], "embedding_dim")
+    )
+
+
+def _weighted_loss(*names: str) -> Callable[[Mapping], SpecSize]:
+    def count(a: Mapping) -> SpecSize:
+        return SpecSize(buffers=sum(_numel(a[n], n) for n in names))
+
+    return count
+
+
+_COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
+    "Linear": _linear,
+    "Conv1d": _conv(1),
+    "Conv2d": _conv(2),
+    "BatchNorm1d": _batch_norm,
+    "BatchNorm2d": _batch_norm,
+    "GroupNorm": _group_norm,
+    "LayerNorm": _layer_norm,
+    "Embedding": _embedding,
+    "BCELoss": _weighted_loss("weight"),
+    "BCEWithLogitsLoss": _weighted_loss("weight", "pos_weight"),
+    "CrossEntropyLoss": _weighted_loss("weight"),
+    "NLLLoss": _weighted_loss("weight"),
+}
+# Layers that hold no tensors at all, whatever their arguments.
+_NO_PARAMETERS = frozenset(
+    {
+        "AdaptiveAvgPool2d",
+        "AvgPool2d",
+        "MaxPool2d",
+        "Dropout",
+        "Dropout1d",
+        "Dropout2d",
+        "ELU",
+        "GELU",
+        "Hardtanh",
+        "LeakyReLU",
+        "LogSigmoid",
+        "LogSoftmax",
+        "Mish",
+        "ReLU",
+        "ReLU6",
+        "SiLU",
+        "Sigmoid",
+        "Softmax",
+        "Softmin",
+        "Softplus",
+        "Tanh",
+        "Flatten",
+        "Unflatten",
+        "Identity",
+        "Module",
+        "HuberLoss",
+        "KLDivLoss",
+        "L1Loss",
+        "MSELoss",
+        "SmoothL1Loss",
+    }
+)
