@@ -9,6 +9,13 @@ import sys
 import threading
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_worker_subcommand(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "worker",
@@ -42,6 +49,14 @@ def add_worker_subcommand(subparsers) -> argparse.ArgumentParser:
         default=[],
         metavar="PREFIX",
         help="module prefix user models may be imported from (repeatable)",
+    )
+    p.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=4,
+        help="jobs this worker holds at once (default 4). A worker that is full drops its "
+        "least recently used idle job to load another; the coordinator loads it again when "
+        "it needs it",
     )
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to finish work")
     p.add_argument("--tls-ca", default=None, help="CA certificate to verify the coordinator")
@@ -94,6 +109,7 @@ def run_worker(args: argparse.Namespace) -> int:
         allowed_import_prefixes=args.allow_import,
         server_credentials=server_creds,
         channel_credentials=channel_creds,
+        max_jobs=args.max_jobs,
     ).start()
     stop = threading.Event()
 

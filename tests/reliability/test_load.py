@@ -14,7 +14,6 @@ import time
 
 import grpc
 import numpy as np
-import pytest
 from _reliability import dashboard_of
 from _servertest import TERMINAL, mlp_config, pb, slow_config
 
@@ -39,9 +38,9 @@ TRAIN = mlp_config(
     checkpoint_interval=50,
 )
 TINY = mlp_config(steps=2, checkpoint_interval=0)
-# A gRPC worker holds at most 4 jobs, and a fifth job's load makes the coordinator drop the
-# worker (see test_more_jobs_than_a_worker_holds_all_finish): the 2 training jobs plus at most
-# 2 client jobs at a time stay under that.
+# A gRPC worker holds at most 4 jobs; a fifth makes it drop an idle one, to be loaded again
+# later (see test_more_jobs_than_a_worker_holds_all_finish). The 2 training jobs plus at most
+# 2 client jobs at a time stay within that, so the throughput measured is not that of reloads.
 SUBMIT_SLOTS = threading.BoundedSemaphore(2)
 
 
@@ -228,11 +227,6 @@ def test_concurrent_clients_against_a_training_coordinator(procs, tmp_path, figu
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a gRPC worker refuses a fifth job with RESOURCE_EXHAUSTED and the coordinator "
-    "treats that as a dead worker: it drops it from the pool and every job on it stalls",
-)
 def test_more_jobs_than_a_worker_holds_all_finish(procs, tmp_path):
     """--max-jobs (16 by default) admits more concurrent jobs than one worker holds (4); the
     extra ones must wait or share, not take the worker out of the pool."""

@@ -1,7 +1,8 @@
 """The gRPC pool's membership rules: scaling down tells the workers it cannot stop to drain
 (in-process workers, and real `shardgrad worker` processes that exit), a drained worker that
-has not been told yet is taken back when needed, and a dropped worker that is still alive
-registers again under its old id."""
+has not been told yet is taken back when needed, a dropped worker that is still alive
+registers again under its old id, and a worker too full for another job is kept: the jobs
+take turns on it."""
 
 from __future__ import annotations
 
@@ -111,3 +112,45 @@ def test_registration_is_refused_once_the_pool_is_closed(setup):
     assert pool.live_workers() == []
     with pytest.raises(RuntimeError, match="closed"):
         pool.register("127.0.0.1:1")
+
+
+def test_a_worker_that_holds_one_job_serves_two_to_the_same_results(tmp_path):
+    """A worker full with one job is busy, not dead: two concurrent jobs take turns on it
+    (each load drops the other job, which is loaded again at its next step), the worker is
+    never dropped, and both end with the bytes of an undisturbed run."""
+    from _servertest import reference_model, slow_config
+
+    from shardgrad.service.config import JobConfig
+    from shardgrad.service.store import JobState
+
+    configs = [slow_config(seed=seed, checkpoint_interval=0) for seed in (1, 2)]
+    coordinator = Coordinator(
+        ServeOptions(
+            state_dir=tmp_path / "state", heartbeat_interval=0.1, allow_import=("_slow_models",)
+        )
+    ).start()
+    worker = WorkerServer(
+        coordinator.dial_address,
+        token=coordinator.token,
+        cache_dir=tmp_path / "cache",
+        threads_share=1,
+        allowed_import_prefixes=["_slow_models"],
+        max_jobs=1,
+    ).start()
+    try:
+        pool, manager = coordinator.pool, coordinator.manager
+        _until(lambda: len(pool.live_workers()) == 1)
+        (worker_id,) = pool.live_workers()
+        jobs = [manager.submit(JobConfig.from_dict(c)).id for c in configs]
+        for job_id in jobs:
+            done = manager.wait(job_id, 60)
+            assert done.state is JobState.SUCCEEDED, done.reason
+        assert pool.live_workers() == [worker_id]
+        assert [w["worker_id"] for w in pool.describe()] == [worker_id]  # no LOST record
+        assert worker.servicer.jobs.evicted >= 1  # they did take turns
+        trained = [manager.model_bytes(job_id) for job_id in jobs]
+    finally:
+        worker.stop(grace=None)
+        coordinator.stop()
+    for n, (config, model) in enumerate(zip(configs, trained)):
+        assert model == reference_model(tmp_path / f"reference-{n}", config)
