@@ -5,7 +5,8 @@ optimizer's and lr scheduler's state_dicts, the step and the sampler's position.
 with `shardgrad.save` (so any safetensors reader can open it) into a temp file that is fsynced
 and renamed into place, then the folder is fsynced: a crash leaves the old checkpoint or the
 new one. A sha256 over the content is stored inside; loading recomputes it, so a truncated or
-bit-flipped file is refused and the next older checkpoint is used instead.
+bit-flipped file is refused and the next older checkpoint is used instead. A write that dies
+leaves only its temp file, which goes the next time the folder is opened.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import logging
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ import numpy as np
 
 import shardgrad
 
-from .fsutil import fsync_dir
+from .fsutil import create_temp, fsync_dir, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
 FORMAT = "shardgrad.checkpoint/1"
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+# The temp file of a write in progress: `.<final name>.<random hex>.tmp`.
+_TEMP = re.compile(r"^\.ckpt-\d{12}\.safetensors\.[0-9a-f]+\.tmp$")
 
 
 class CheckpointError(RuntimeError):
@@ -73,13 +75,26 @@ def _feed(h, obj: Any) -> None:
         h.update(b"J" + json.dumps(obj).encode())
 
 
+def remove_stale_temps_in(folder: str | os.PathLike) -> list[str]:
+    """Remove the temp files that interrupted checkpoint writes (a killed coordinator) left in
+    `folder`; those of writes in progress stay. Returns the names removed."""
+    removed = remove_stale_temps(folder, _TEMP.match)
+    if removed:
+        log.info("removed %d stale checkpoint temp file(s) in %s", len(removed), folder)
+    return removed
+
+
 class CheckpointManager:
-    """The checkpoints of one job in one folder; keeps the newest `keep`."""
+    """The checkpoints of one job in one folder; keeps the newest `keep`.
+
+    Opening the folder removes the temp files of interrupted writes (see `save`).
+    """
 
     def __init__(self, folder: str | os.PathLike, keep: int = 3) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keep = max(1, int(keep))
+        remove_stale_temps_in(self.folder)
 
     def path_for(self, step: int) -> Path:
         return self.folder / f"ckpt-{step:012d}.safetensors"
@@ -111,9 +126,11 @@ class CheckpointManager:
         }
         body["sha256"] = content_digest(body)
         path = self.path_for(step)
-        tmp = self.folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        # The temp file stays locked until it is renamed: a sweep never takes it for a
+        # leftover while it is being written.
+        fd, tmp = create_temp(self.folder, f".{path.name}.")
         try:
-            with open(tmp, "xb") as fh:
+            with open(fd, "wb", closefd=False) as fh:
                 shardgrad.save(body, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -121,6 +138,8 @@ class CheckpointManager:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
         fsync_dir(self.folder)
         self._prune()
         return path

@@ -2,7 +2,9 @@
 
 Uploads are stored once under `<state-dir>/datasets/` as the exact bytes the client sent,
 named by their sha256, and re-hashed on every load so a file damaged on disk is refused rather
-than trained on. A dataset is two arrays of equal length: inputs `x` and targets `y`.
+than trained on. An upload is received into a temp file there as its bytes arrive (`Upload`),
+so the coordinator never holds a whole upload in memory nor reserves room for bytes a client
+only announced. A dataset is two arrays of equal length: inputs `x` and targets `y`.
 Synthetic sets are drawn from a seeded generator, so the same reference gives the same arrays
 on the coordinator and on every worker.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import file_sha256
 from .config import parse_dataset_ref
-from .fsutil import atomic_write
+from .fsutil import atomic_write, create_temp, fsync_dir, remove_stale_temps
 
 MAX_DATASET_BYTES = 4 << 30
+_UPLOAD_PREFIX = ".upload-"
+_UPLOAD_TEMP = re.compile(r"^\.upload-[0-9a-f]+\.tmp$")
 _SYNTHETIC_KINDS = {
     "classification": {"n": 256, "features": 8, "classes": 3, "seed": 0, "class_sep": 3.0},
     "regression": {"n": 256, "features": 8, "targets": 1, "seed": 0, "noise": 0.1},
@@ -59,8 +65,13 @@ def sha256_hex(data: bytes) -> str:
 
 def arrays_from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Read and check `x` and `y` from npz bytes; never unpickles."""
+    return _read_npz(io.BytesIO(data))
+
+
+def _read_npz(source) -> tuple[np.ndarray, np.ndarray]:
+    """`arrays_from_npz` of a file-like object or a path."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        with np.load(source, allow_pickle=False) as z:
             names = set(z.files)
             missing = {"x", "y"} - names
             if missing:
@@ -153,6 +164,60 @@ def digits(variant: str) -> tuple[np.ndarray, np.ndarray]:
     return load_digits(split="all", shape="image" if variant == "image" else "flat")
 
 
+# ---------------------------------------------------------------------- uploads
+class Upload:
+    """One upload being received: a temp file that grows with the bytes as they arrive,
+    hashed on the way. `DatasetRegistry.put_upload` checks it and keeps it under its sha256;
+    closing an upload that was not kept (refused, cut short, cancelled) removes the file.
+    The file is locked while open, so a crash leaves a leftover that the registry removes
+    when it next opens (`remove_stale_temps`)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self._fd, self.path = create_temp(folder, _UPLOAD_PREFIX)
+        try:
+            self._file = open(self._fd, "wb", closefd=False)  # noqa: SIM115 - see close()
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            raise
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.kept = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def sync(self) -> None:
+        """Make the bytes written so far durable (before the file is renamed into place)."""
+        self._file.flush()
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        try:
+            self._file.close()
+        except OSError:  # a last buffered write on a full disk: the file goes anyway
+            pass
+        finally:
+            if not self.kept:
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)  # drops the lock, after the file is gone or kept
+            self._fd = -1
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # ---------------------------------------------------------------------- registry
 class DatasetRegistry:
     """Stores uploads by hash and resolves every kind of dataset reference to arrays.
@@ -169,6 +234,7 @@ class DatasetRegistry:
         self._cache_size = cache_size
         self._builtin_sha: dict[str, str] = {}
         self._lock = threading.Lock()
+        remove_stale_temps(self.root, _UPLOAD_TEMP.match)  # uploads a crash cut short
 
     def path_for(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.npz"
@@ -183,18 +249,43 @@ class DatasetRegistry:
         if not path.exists() or sha256_hex(path.read_bytes()) != digest:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, data)
+        self._record(digest, name, len(data), x, y)
+        return digest
+
+    def upload(self) -> Upload:
+        """A new upload to receive bytes into; `put_upload` keeps it."""
+        return Upload(self.root)
+
+    def put_upload(self, upload: Upload, name: str = "") -> str:
+        """Check a received upload and keep it under its sha256, like `put`; the upload's
+        file becomes the stored file, with no copy in memory."""
+        if upload.size > MAX_DATASET_BYTES:
+            raise DatasetError("dataset larger than 4 GiB")
+        upload.sync()
+        x, y = _read_npz(upload.path)
+        digest = upload.sha256
+        path = self.path_for(digest)
+        if not path.exists() or file_sha256(path) != digest:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(upload.path, 0o644)
+            os.replace(upload.path, path)
+            upload.kept = True
+            fsync_dir(path.parent)
+        self._record(digest, name, upload.size, x, y)
+        return digest
+
+    def _record(self, digest: str, name: str, size: int, x: np.ndarray, y: np.ndarray) -> None:
         if self._store is not None:
             self._store.put_dataset(
                 digest,
                 name=name,
-                size_bytes=len(data),
+                size_bytes=size,
                 num_samples=int(x.shape[0]),
                 x_shape=list(x.shape[1:]),
                 y_shape=list(y.shape[1:]),
                 x_dtype=str(x.dtype),
                 y_dtype=str(y.dtype),
             )
-        return digest
 
     def put_arrays(self, x: np.ndarray, y: np.ndarray, name: str = "") -> str:
         return self.put(npz_bytes(np.asarray(x), np.asarray(y)), name=name)
