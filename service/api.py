@@ -11,6 +11,7 @@ JSON, datasets are npz read with allow_pickle=False, weights are safetensors.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from shardgrad.protos import common_pb2, coordinator_pb2
 from shardgrad.serialization import save_safetensors_bytes
 from shardgrad.worker.layout import ParamLayout
 
-from . import builders, convert
+from . import builders, convert, events
 from .checkpoint import CheckpointManager, file_sha256, list_checkpoint_files
 from .config import MAX_WORKERS, JobConfig, ValidationError
 from .datasets import DatasetError
@@ -64,6 +65,16 @@ def _lenient(cls):
 
 def _invalid(context, field: str, message: str):
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}")
+
+
+def _storage_full(context, exc: OSError):
+    """An upload the coordinator's disk has no room for is the client's to retry later."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        raise exc
+    context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"data: the coordinator has no room to store the upload ({exc.strerror})",
+    )
 
 
 def _decoded(request, context):
@@ -112,7 +123,7 @@ class CoordinatorService:
         self.closing = threading.Event()
         self._submit_lock = threading.Lock()
         self._followers = threading.BoundedSemaphore(max_followers)
-        # Each upload is held in memory (up to max_upload_bytes) until it is checked.
+        # Uploads go to disk as they arrive; checking one reads its arrays into memory.
         self._uploads = threading.BoundedSemaphore(max_uploads)
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
@@ -201,33 +212,46 @@ class CoordinatorService:
             self._uploads.release()
 
     def _receive_upload(self, h, request_iterator, context):
-        buffer = bytearray(h.nbytes)
-        filled = 0
-        for message in request_iterator:
-            message = _decoded(message, context)
-            if message.HasField("header"):
-                _invalid(context, "header", "sent twice")
-            if not message.HasField("chunk"):
-                _invalid(context, "chunk", "a message after the header must be a chunk")
-            chunk = message.chunk
-            if chunk.offset != filled:
-                _invalid(context, "chunk.offset", f"{chunk.offset}, expected {filled} (in order)")
-            end = filled + len(chunk.data)
-            if end > h.nbytes:
-                _invalid(context, "chunk.data", f"runs past the announced {h.nbytes} bytes")
-            buffer[filled:end] = chunk.data
-            filled = end
-        if filled != h.nbytes:
-            _invalid(context, "chunk", f"the upload ended after {filled} of {h.nbytes} bytes")
-        data = buffer  # bytes-like; not copied again
-        digest = hashlib.sha256(data).hexdigest()
-        if h.sha256 and h.sha256 != digest:
-            _invalid(context, "header.sha256", f"the bytes hash to {digest}, not {h.sha256}")
+        # The bytes go to a temp file as they come: nothing is set aside for the announced
+        # size, and an upload that is refused, cut short or cancelled leaves nothing behind.
         try:
-            self.datasets.put(data, name=h.name)
-        except DatasetError as exc:
-            _invalid(context, "data", str(exc))
-        log.info("dataset %s uploaded (%d bytes)", digest, len(data))
+            upload = self.datasets.upload()
+        except OSError as exc:
+            _storage_full(context, exc)
+        with upload:
+            for message in request_iterator:
+                message = _decoded(message, context)
+                if message.HasField("header"):
+                    _invalid(context, "header", "sent twice")
+                if not message.HasField("chunk"):
+                    _invalid(context, "chunk", "a message after the header must be a chunk")
+                chunk = message.chunk
+                if chunk.offset != upload.size:
+                    _invalid(
+                        context,
+                        "chunk.offset",
+                        f"{chunk.offset}, expected {upload.size} (in order)",
+                    )
+                if upload.size + len(chunk.data) > h.nbytes:
+                    _invalid(context, "chunk.data", f"runs past the announced {h.nbytes} bytes")
+                try:
+                    upload.write(chunk.data)
+                except OSError as exc:
+                    _storage_full(context, exc)
+            if upload.size != h.nbytes:
+                _invalid(
+                    context, "chunk", f"the upload ended after {upload.size} of {h.nbytes} bytes"
+                )
+            digest = upload.sha256
+            if h.sha256 and h.sha256 != digest:
+                _invalid(context, "header.sha256", f"the bytes hash to {digest}, not {h.sha256}")
+            try:
+                self.datasets.put_upload(upload, name=h.name)
+            except DatasetError as exc:
+                _invalid(context, "data", str(exc))
+            except OSError as exc:
+                _storage_full(context, exc)
+        log.info("dataset %s uploaded (%d bytes)", digest, h.nbytes)
         return convert.dataset(self.store.get_dataset(digest))
 
     def FetchDataset(self, request, context):  # noqa: N802
@@ -474,6 +498,7 @@ class CoordinatorService:
         except NotImplementedError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         log.info("workers scaled to %d", count)
+        events.record(self.store, "workers_scaled", f"scaled to {count} {self.pool.kind} workers")
         return coordinator_pb2.ScaleWorkersResponse(
             count=count, workers=[convert.worker(w) for w in self.pool.describe()]
         )

@@ -2,7 +2,7 @@
 
 - `/`, `/jobs/<id>`, `/workers`: one self-contained page (HTML, JS and CSS served from this
   package; nothing from a CDN, so it works offline) with jobs, live curves and workers.
-- `/api/v1/...`: the same data as JSON.
+- `/api/v1/...`: the same data as JSON, and the event log (`/api/v1/events`).
 - `/metrics`: Prometheus text.
 - `/healthz`: liveness, without credentials (for probes).
 
@@ -51,6 +51,7 @@ _CSP = (
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 _MAX_BODY = 4096
+_MAX_EVENTS = 1000  # per /api/v1/events answer
 
 
 def session_value(token: str) -> str:
@@ -293,6 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.OK, {"jobs": data.jobs()})
         if parts == ["workers"]:
             return self._json(HTTPStatus.OK, {"workers": data.workers()})
+        if parts == ["events"]:
+            return self._events(query)
         if len(parts) >= 2 and parts[0] == "jobs":
             job_id = parts[1]
             if len(parts) == 2:
@@ -319,6 +322,23 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._error(HTTPStatus.NOT_FOUND, f"no job {job_id}")
                 return self._json(HTTPStatus.OK, {"checkpoints": data.checkpoints(job_id)})
         return self._error(HTTPStatus.NOT_FOUND, f"no API endpoint {path}")
+
+    def _events(self, query: dict) -> None:
+        """`?job_id=&since_id=&limit=&order=`: newest first by default (a live view); with
+        `order=oldest` the oldest after `since_id` first, for reading the whole log in pages."""
+        try:
+            since_id = int(query.get("since_id", ["0"])[0] or 0)
+            limit = int(query.get("limit", ["200"])[0] or 200)
+        except ValueError:
+            return self._error(HTTPStatus.BAD_REQUEST, "since_id and limit must be integers")
+        order = query.get("order", ["newest"])[0]
+        if order not in ("newest", "oldest"):
+            return self._error(HTTPStatus.BAD_REQUEST, "order must be 'newest' or 'oldest'")
+        job_id = query.get("job_id", [""])[0] or None
+        out = self.server.data.events(
+            job_id, max(0, since_id), max(1, min(limit, _MAX_EVENTS)), order == "newest"
+        )
+        return self._json(HTTPStatus.OK, out)
 
 
 def _safe_next(target: str) -> str:

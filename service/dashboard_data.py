@@ -7,7 +7,7 @@ per-job series, and answers every view from those. A job resumed from an earlier
 has its later records deleted and redone; a one-record probe per refresh notices that (the
 last record read is gone or newer) and the job is read again, so the curve shows each step
 once. Cumulative totals for Prometheus (steps, samples, bytes, compute
-time, the step-time histogram) only ever grow, as counters must.
+time, the step-time histogram, events by kind) only ever grow, as counters must.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import list_checkpoint_files
-from .store import JobRecord, JobState, Store
+from .events import KINDS as EVENT_KINDS
+from .store import EventRecord, JobRecord, JobState, Store
 from .trainer import job_dir, model_path
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ STRAGGLER_FACTOR = 2.0
 _RECENT_WORKER_STEPS = 20
 _MAX_POINTS = 50_000  # per series, before halving its resolution
 _WORKER_STATES = ("IDLE", "BUSY", "DRAINING", "LOST")
+_EVENT_PAGE = 5000  # events read per query when counting them
 
 
 @dataclass
@@ -141,6 +143,8 @@ class Totals:
     step_seconds_buckets: list = field(default_factory=lambda: [0] * len(STEP_SECONDS_BUCKETS))
     worker_compute_seconds: dict = field(default_factory=dict)
     worker_steps: dict = field(default_factory=dict)
+    # every known kind from the start (at 0), so rates work before the first one happens
+    events_by_kind: dict = field(default_factory=lambda: dict.fromkeys(EVENT_KINDS, 0))
 
 
 class DashboardData:
@@ -160,6 +164,7 @@ class DashboardData:
         self.totals = Totals()
         # (worker, seconds per step) of the most recent steps, newest last, per worker
         self._recent: dict[str, deque] = {}
+        self._events_counted = 0  # id of the newest event added to totals.events_by_kind
 
     # ------------------------------------------------------------------ reading the store
     def refresh(self, force: bool = False) -> None:
@@ -177,6 +182,19 @@ class DashboardData:
             self._refreshed = now
             for rec in records:
                 self._refresh_job(rec)
+            self._count_events()
+
+    def _count_events(self) -> None:
+        """Add the events written since the last refresh to the per-kind counts."""
+        while True:
+            new = self.store.events(since_id=self._events_counted, limit=_EVENT_PAGE)
+            for e in new:
+                by_kind = self.totals.events_by_kind
+                by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
+            if new:
+                self._events_counted = new[-1].id
+            if len(new) < _EVENT_PAGE:
+                return
 
     def _refresh_job(self, rec: JobRecord) -> None:
         cache = self._jobs.get(rec.id)
@@ -316,6 +334,19 @@ class DashboardData:
                 "eval": cache.eval.slice_after(after_step if after_eval is None else after_eval),
             }
 
+    def events(
+        self,
+        job_id: str | None = None,
+        since_id: int = 0,
+        limit: int = 200,
+        newest_first: bool = True,
+    ) -> dict:
+        """Events past `since_id` (see Store.events) and `last_id`, the id to pass as
+        `since_id` next time to get only newer ones."""
+        found = self.store.events(job_id, since_id, limit, newest_first)
+        last = max((e.id for e in found), default=since_id)
+        return {"events": [_event_dict(e) for e in found], "last_id": last}
+
     def checkpoints(self, job_id: str) -> list[dict]:
         folder = job_dir(self.state_dir, job_id) / "checkpoints"
         return [
@@ -421,6 +452,7 @@ class DashboardData:
                 step_seconds_buckets=list(t.step_seconds_buckets),
                 worker_compute_seconds=dict(t.worker_compute_seconds),
                 worker_steps=dict(t.worker_steps),
+                events_by_kind=dict(t.events_by_kind),
             )
             records = list(self._records.values())
             latest = {}
@@ -436,6 +468,18 @@ class Snapshot:
     totals: Totals
     workers: list  # worker_rows()
     latest: dict  # job id -> (last loss, last samples/s)
+
+
+def _event_dict(e: EventRecord) -> dict:
+    return {
+        "id": e.id,
+        "time": e.time,
+        "job_id": e.job_id,
+        "worker_id": e.worker_id,
+        "kind": e.kind,
+        "level": e.level,
+        "message": e.message,
+    }
 
 
 def _num(v, default: float = math.nan) -> float:

@@ -84,6 +84,15 @@ class CoordinatorCollector:
         moved.add_metric(["received"], t.bytes_received)
         yield moved
 
+        happened = CounterMetricFamily(
+            "shardgrad_events",
+            "Events in the coordinator's event log, by kind (worker dropped, job failed, ...).",
+            labels=["kind"],
+        )
+        for kind in sorted(t.events_by_kind):
+            happened.add_metric([kind], t.events_by_kind[kind])
+        yield happened
+
         workers = GaugeMetricFamily("shardgrad_workers", "Workers by state.", labels=["state"])
         by_state = dict.fromkeys(_WORKER_STATES, 0)
         for w in snap.workers:

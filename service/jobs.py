@@ -14,15 +14,19 @@ import shutil
 import threading
 from pathlib import Path
 
-from .checkpoint import CheckpointManager
+from . import events
+from .checkpoint import CheckpointManager, remove_stale_temps_in
 from .config import JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
 from .pools.base import WorkerPool
-from .store import JobRecord, JobState, Store, StoreError
+from .store import JobRecord, JobState, Store, StoreError, is_storage_fault
 from .trainer import Trainer, TrainerOptions, job_dir, model_path
 
 log = logging.getLogger(__name__)
+
+# How soon worker records that the database refused are written again.
+_SYNC_RETRY_S = 1.0
 
 
 class JobManager:
@@ -50,29 +54,88 @@ class JobManager:
         self._trainers: dict[str, Trainer] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._sync_lock = threading.Lock()
-        pool.add_listener(self.sync_workers)
+        self._sync_retry: threading.Timer | None = None
+        self._closed = False
+        self._draining: set[str] = set()  # workers told to leave, for a "left" event when gone
+        pool.add_listener(self._workers_changed)
         self.sync_workers()
 
     # ------------------------------------------------------------------ workers
     def sync_workers(self) -> None:
-        """Record the pool's live workers in the store (IDLE) and the ones gone (LOST)."""
+        """Record the pool's live workers in the store (IDLE) and the ones gone (LOST), and
+        each such change in the event log."""
         with self._sync_lock:
             live = set(self.pool.live_workers())
+            described = _Described(self.pool)
             for worker_id in sorted(live):
                 rec = self.store.get_worker(worker_id)
                 if rec is None or rec.state == "LOST":
                     self.store.upsert_worker(worker_id, kind=self.pool.kind, state="IDLE")
+                    self._draining.discard(worker_id)
+                    self._worker_live(worker_id, described.get(worker_id), rec is not None)
             for rec in self.store.list_workers():
                 if rec.kind == self.pool.kind and rec.id not in live and rec.state != "LOST":
                     self.store.set_worker_state(rec.id, "LOST")
+                    self._worker_gone(rec.id, described.get(rec.id))
+            for worker_id in sorted(self._draining - live):
+                info = described.get(worker_id)
+                if info.get("state", "LOST") == "LOST":
+                    self._draining.discard(worker_id)
+                    why = f": {info['reason']}" if info.get("reason") else ""
+                    events.record(
+                        self.store, "worker_left", f"left the pool{why}", worker_id=worker_id
+                    )
+
+    def _workers_changed(self) -> None:
+        """The pool's listener. It runs in whatever thread changed the pool (a training loop
+        dropping a worker, a worker registering), which a database that cannot take the
+        records now must not fail: they are written again a moment later until they go in."""
+        try:
+            self.sync_workers()
+        except Exception as exc:
+            if not is_storage_fault(exc):
+                raise
+            log.warning("worker records not written, retrying: the job database refuses (%s)", exc)
+            with self._lock:
+                if self._closed or self._sync_retry is not None:
+                    return
+                self._sync_retry = threading.Timer(_SYNC_RETRY_S, self._retry_sync)
+                self._sync_retry.daemon = True
+                self._sync_retry.start()
+
+    def _retry_sync(self) -> None:
+        with self._lock:
+            self._sync_retry = None
+            if self._closed:
+                return
+        self._workers_changed()
+
+    def _worker_live(self, worker_id: str, info: dict, again: bool) -> None:
+        where = ", ".join(str(info[k]) for k in ("address", "device") if info.get(k))
+        what = "is live again" if again else f"joined the {self.pool.kind} pool"
+        message = f"worker {worker_id} {what}" + (f" ({where})" if where else "")
+        events.record(self.store, "worker_live", message, worker_id=worker_id)
+
+    def _worker_gone(self, worker_id: str, info: dict) -> None:
+        if info.get("state") == "DRAINING":
+            self._draining.add(worker_id)
+            message = f"worker {worker_id} drains: it gets no more work and leaves"
+            events.record(self.store, "worker_draining", message, worker_id=worker_id)
+            return
+        why = info.get("reason") or "it is no longer live"
+        message = f"worker {worker_id} left the {self.pool.kind} pool: {why}"
+        events.record(self.store, "worker_lost", message, worker_id=worker_id)
 
     # ------------------------------------------------------------------ jobs
     def submit(self, config: JobConfig, job_id: str | None = None) -> JobRecord:
         """Validate, store as PENDING and start the job's loop; ValidationError changes nothing."""
-        config.validate(self.datasets, self.options.allowed_import_prefixes)
+        config.validate(
+            self.datasets, self.options.allowed_import_prefixes, self.options.max_parameters
+        )
         weights = config.initial_weights
         stored = JobConfig.from_dict({**config.to_dict(), "initial_weights": None})
         rec = self.store.create_job(stored.to_json(), name=config.name, job_id=job_id)
+        events.record(self.store, "job_submitted", _submitted(config), job_id=rec.id)
         if weights is not None:
             folder = job_dir(self.state_dir, rec.id)
             folder.mkdir(parents=True, exist_ok=True)
@@ -146,6 +209,7 @@ class JobManager:
         rec = self.store.job(job_id)
         if not rec.state.is_terminal:
             rec = self.store.set_state(job_id, JobState.STOPPED, "stopped by request")
+            events.record(self.store, "job_stopped", "stopped by request", job_id=job_id)
         return rec
 
     def resume(self, job_id: str) -> JobRecord:
@@ -179,10 +243,14 @@ class JobManager:
         freed = _tree_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
         log.info("job %s deleted (%d bytes freed)", job_id, freed)
+        events.record(self.store, "job_deleted", f"deleted; {freed} bytes freed", job_id=job_id)
         return freed
 
     def recover(self) -> list[str]:
-        """Restart the loops of jobs a previous coordinator left PENDING or RUNNING."""
+        """Restart the loops of jobs a previous coordinator left PENDING or RUNNING, and
+        remove the temp files of checkpoint writes it left behind (in ended jobs' folders too)."""
+        for folder in sorted((self.state_dir / "jobs").glob("*/checkpoints")):
+            remove_stale_temps_in(folder)
         started = []
         for rec in self.store.list_jobs():
             if rec.state in (JobState.PENDING, JobState.RUNNING) and not self.is_active(rec.id):
@@ -192,6 +260,9 @@ class JobManager:
                 # record still shows the last step the killed coordinator recorded.
                 ckpt = CheckpointManager(job_dir(self.state_dir, rec.id) / "checkpoints").latest()
                 self.store.set_progress(rec.id, ckpt.step if ckpt is not None else 0)
+                where = f"its checkpoint at step {ckpt.step}" if ckpt is not None else "step 0"
+                message = f"the coordinator restarted; the job resumes from {where}"
+                events.record(self.store, "job_recovered", message, job_id=rec.id)
                 self._start(rec.id)
                 started.append(rec.id)
         return started
@@ -225,9 +296,37 @@ class JobManager:
 
     def close(self, timeout: float | None = 60.0) -> None:
         """Shut down (see `shutdown`) and close the store; the pool stays open."""
-        self.pool.remove_listener(self.sync_workers)
+        self.pool.remove_listener(self._workers_changed)
+        with self._lock:
+            self._closed = True
+            if self._sync_retry is not None:
+                self._sync_retry.cancel()
         self.shutdown(timeout)
         self.store.close()
+
+
+class _Described:
+    """What the pool says of each worker (live, draining or lost), asked once and only when
+    an event needs it; {} for a worker it does not describe."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self._by_id: dict[str, dict] | None = None
+
+    def get(self, worker_id: str) -> dict:
+        if self._by_id is None:
+            try:
+                self._by_id = {d.get("worker_id"): d for d in self.pool.describe()}
+            except Exception:  # noqa: BLE001 - a pool in trouble must not stop the sync
+                log.exception("describing the %s pool", self.pool.kind)
+                self._by_id = {}
+        return self._by_id.get(worker_id, {})
+
+
+def _submitted(config: JobConfig) -> str:
+    length = f"{config.steps} steps" if config.steps else f"{config.epochs} epochs"
+    name = f"{config.name!r}: " if config.name else ""
+    return f"{name}{length} of {config.dataset}, batch size {config.batch_size}"
 
 
 def _tree_bytes(folder: Path) -> int:

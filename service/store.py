@@ -1,4 +1,4 @@
-"""The coordinator's durable state: jobs, their metrics, workers and datasets, in SQLite.
+"""The coordinator's durable state: jobs, metrics, workers, datasets and events, in SQLite.
 
 One database file under the state directory, in WAL mode so readers (the dashboard, metric
 streams) never block the training loops that write. Each thread gets its own connection;
@@ -46,6 +46,30 @@ _TRANSITIONS: dict[JobState, set[JobState]] = {
 
 class StoreError(RuntimeError):
     """A store operation that cannot be done: unknown id, illegal state change, newer schema."""
+
+
+# SQLite's primary result codes for a database that cannot take a write now but may later:
+# BUSY, LOCKED, IOERR (a failed read or write: EIO, EFBIG, ...), FULL, CANTOPEN, PROTOCOL.
+_STORAGE_FAULT_CODES = frozenset({5, 6, 10, 13, 14, 15})
+_STORAGE_FAULT_TEXT = (
+    "disk i/o error",
+    "database or disk is full",
+    "database is locked",
+    "unable to open database file",
+)
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """True for a write the database could not take because of its storage (a full or
+    failing disk, a lock held too long), which may go through once that is fixed; False for
+    errors of the request itself (bad SQL, a constraint, an illegal state change)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _STORAGE_FAULT_CODES
+    text = str(exc).lower()
+    return any(t in text for t in _STORAGE_FAULT_TEXT)
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,24 @@ class DatasetRecord:
     created_at: float
 
 
-SCHEMA_VERSION = 1
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of the event log: something that happened to a job, a worker or the
+    coordinator (a job started, a worker was dropped, a checkpoint could not be written)."""
+
+    id: int
+    time: float
+    job_id: str | None
+    worker_id: str | None
+    kind: str
+    message: str
+    level: str
+
+
+EVENT_LEVELS = ("info", "warning", "error")
+_EVENT_MESSAGE_CHARS = 2000
+
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -144,11 +185,30 @@ _MIGRATIONS: dict[int, str] = {
         created_at REAL NOT NULL
     );
     """,
+    # The event log. Not tied to jobs by a foreign key: a job's events (its deletion among
+    # them) outlive the job until pruned. AUTOINCREMENT: ids are never reused after pruning,
+    # so readers can follow the log by id.
+    2: """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        job_id TEXT,
+        worker_id TEXT,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        level TEXT NOT NULL DEFAULT 'info'
+    );
+    CREATE INDEX events_job ON events(job_id, id);
+    """,
 }
 
 
 class Store:
     """Typed access to the state database; safe to share between threads."""
+
+    # The event log keeps at most this many events, and this many per job (newest kept).
+    max_events = 20_000
+    max_events_per_job = 2_000
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -169,11 +229,15 @@ class Store:
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except BaseException:
+                conn.close()  # e.g. a disk that cannot take the WAL: the next call tries again
+                raise
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -183,13 +247,39 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._recover(conn)
                 raise
-            conn.execute("COMMIT")
+
+    def _recover(self, conn: sqlite3.Connection) -> None:
+        """Leave this thread's connection ready for the next write after a failed one.
+
+        After an I/O error or a full disk SQLite rolls the transaction back by itself or keeps
+        it open, depending on where the write failed (a failed COMMIT can keep it), and a
+        connection left inside a transaction would refuse every later BEGIN. So roll back if
+        a transaction is still open; a connection that cannot even do that is closed, and
+        the next call opens a fresh one.
+        """
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not conn.in_transaction:
+                return
+        except sqlite3.Error:
+            pass
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
 
     def close(self) -> None:
         self._closed = True
@@ -415,6 +505,65 @@ class Store:
             )
         return [_worker(r) for r in rows]
 
+    # ------------------------------------------------------------------ events
+    def add_event(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        level: str = "info",
+        job_id: str | None = None,
+        worker_id: str | None = None,
+        at: float | None = None,
+    ) -> int:
+        """Append one event; returns its id. Older events beyond `max_events` (and a job's
+        beyond `max_events_per_job`) go in the same transaction, so the log stays bounded."""
+        if level not in EVENT_LEVELS:
+            raise StoreError(f"event level {level!r} is not one of {list(EVENT_LEVELS)}")
+        if not kind:
+            raise StoreError("an event needs a kind")
+        message = message[:_EVENT_MESSAGE_CHARS]
+        with self._write() as conn:
+            event_id = conn.execute(
+                "INSERT INTO events (time, job_id, worker_id, kind, message, level) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time() if at is None else at, job_id, worker_id, kind, message, level),
+            ).lastrowid
+            # Ids only grow, so the newest max_events are those within max_events of this one.
+            conn.execute("DELETE FROM events WHERE id <= ?", (event_id - self.max_events,))
+            if job_id is not None:
+                oldest_kept = conn.execute(
+                    "SELECT id FROM events WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                    (job_id, self.max_events_per_job - 1),
+                ).fetchone()
+                if oldest_kept is not None:
+                    conn.execute(
+                        "DELETE FROM events WHERE job_id = ? AND id < ?", (job_id, oldest_kept[0])
+                    )
+        return event_id
+
+    def events(
+        self,
+        job_id: str | None = None,
+        since_id: int = 0,
+        limit: int = 200,
+        newest_first: bool = False,
+    ) -> list[EventRecord]:
+        """Events with ids above `since_id` (of one job, or all), at most `limit`.
+
+        Oldest first by default: the first `limit` after `since_id`, so a reader that passes
+        the last id it saw as `since_id` pages through the log without a gap. `newest_first`
+        gives the newest `limit` instead, newest first (what a live view shows).
+        """
+        sql = "SELECT * FROM events WHERE id > ?"
+        args: list = [int(since_id)]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            args.append(job_id)
+        sql += " ORDER BY id DESC LIMIT ?" if newest_first else " ORDER BY id LIMIT ?"
+        args.append(max(0, int(limit)))
+        return [_event(r) for r in self._conn().execute(sql, args).fetchall()]
+
     # ------------------------------------------------------------------ datasets
     def put_dataset(
         self,
@@ -480,6 +629,18 @@ def _worker(r: sqlite3.Row) -> WorkerRecord:
         registered_at=r["registered_at"],
         last_heartbeat=r["last_heartbeat"],
         info=json.loads(r["info_json"]),
+    )
+
+
+def _event(r: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        id=r["id"],
+        time=r["time"],
+        job_id=r["job_id"],
+        worker_id=r["worker_id"],
+        kind=r["kind"],
+        message=r["message"],
+        level=r["level"],
     )
 
 

@@ -1,4 +1,5 @@
-// The shardgrad dashboard: polls /api/v1 and renders jobs, one job, or the workers.
+// The shardgrad dashboard: polls /api/v1 and renders jobs, one job, or the workers, with the
+// event log below.
 // Plain DOM and SVG, no libraries, so the page works without network access. Text from the
 // server (job names, errors) is only ever set as text, never parsed as HTML.
 "use strict";
@@ -208,6 +209,7 @@ async function renderOverview() {
 // ------------------------------------------------------------------ jobs list
 async function renderJobs(main) {
   const { jobs } = await api("/api/v1/jobs");
+  for (const j of jobs) eventLog.names.set(j.id, j.name);
   const rows = jobs.map((j) => h("tr", { "data-job-id": j.id, "data-state": j.state, class: "job-row" },
     h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(j.id)}` }, j.name || j.id), j.name ? h("div", { class: "muted small" }, j.id) : null),
     h("td", {}, badge(j.state), j.reason && j.state !== "RUNNING" ? h("div", { class: "muted small reason" }, j.reason) : null),
@@ -247,6 +249,7 @@ async function renderJob(main, jobId) {
     main.replaceChildren(h("h2", {}, "Job not found"), h("p", { class: "error" }, e.message), h("a", { href: "/" }, "All jobs"));
     return;
   }
+  eventLog.names.set(job.id, job.name);
   const c = await jobSeries(job);
   const stat = (label, value, field) => h("div", { class: "stat" }, h("div", { class: "muted small" }, label), h("div", { class: "value", "data-field": field }, value));
   const stats = h("div", { class: "stats" },
@@ -286,6 +289,7 @@ async function renderJob(main, jobId) {
       h("div", { class: "card" }, lineChart("chart-accuracy", "Eval accuracy", [{ name: "accuracy", x: c.eval.step, y: c.eval.accuracy }], { yMin: 0, yMax: 1 })),
       h("div", { class: "card" }, lineChart("chart-throughput", "Samples per second", [{ name: "samples/s", x: t.step, y: t.samples_per_second }], { yMin: 0 })),
     ),
+    eventsSection(job.id).root, // this job's events, moved (not rebuilt) on every refresh
     h("h3", {}, "Recent steps"),
     h("div", { class: "card" }, h("table", { id: "recent-steps" }, h("thead", {}, h("tr", {}, ["Step", "Loss", "LR", "Samples/s", "Step ms"].map((x) => h("th", {}, x)))), h("tbody", {}, recent))),
     h("h3", {}, "Checkpoints"),
@@ -317,19 +321,111 @@ async function renderWorkers(main) {
   main.replaceChildren(h("h2", {}, "Workers"), h("div", { class: "card" }, table));
 }
 
+// ------------------------------------------------------------------ events
+// The event log, newest first, below the jobs or workers (on a job's page, that job's events
+// below its curves). The section is built once and never rebuilt, so the job filter keeps its
+// state; each poll fetches only the newer events.
+const EVENT_ROWS = 200;
+const eventLog = { filter: "", lastId: 0, names: new Map(), optionsKey: null, el: null };
+
+function eventsSection(fixedJob) {
+  if (eventLog.el) return eventLog.el;
+  const select = h("select", { id: "events-job" }, h("option", { value: "" }, "All jobs"));
+  select.addEventListener("change", () => {
+    setEventFilter(select.value);
+    renderEvents().catch((e) => setStatus(`update failed: ${e.message}`, true));
+  });
+  const tbody = h("tbody", {});
+  const table = h("table", { id: "events-table" },
+    h("thead", {}, h("tr", {}, ["Time", "Level", "Kind", "Job", "Worker", "Message"].map((t) => h("th", {}, t)))),
+    tbody);
+  const empty = h("p", { class: "muted", id: "no-events" }, "No events yet.");
+  const filter = h("label", { class: "muted small" }, "Job", select);
+  filter.hidden = Boolean(fixedJob); // a job's own page shows that job's events only
+  const root = document.getElementById("events");
+  root.replaceChildren(h("div", { class: "events-head" }, h("h2", {}, "Events"), filter), h("div", { class: "card" }, table, empty));
+  eventLog.el = { root, select, tbody, empty };
+  if (fixedJob) setEventFilter(fixedJob);
+  return eventLog.el;
+}
+
+function setEventFilter(jobId) {
+  eventLog.filter = jobId || "";
+  eventLog.lastId = 0;
+  eventLog.el.tbody.replaceChildren();
+}
+
+function eventTime(t) {
+  const d = new Date(t * 1000);
+  const old = Date.now() / 1000 - t > 20 * 3600;
+  return old ? d.toISOString().slice(0, 16).replace("T", " ") : d.toLocaleTimeString();
+}
+
+function eventRow(e) {
+  const job = e.job_id ? h("a", { href: `/jobs/${encodeURIComponent(e.job_id)}`, "data-job": e.job_id }, eventLog.names.get(e.job_id) || e.job_id) : "–";
+  return h("tr", { class: `event level-${e.level}`, "data-event-id": e.id, "data-kind": e.kind, "data-level": e.level, "data-job-id": e.job_id },
+    h("td", { class: "muted nowrap", title: new Date(e.time * 1000).toISOString() }, eventTime(e.time)),
+    h("td", {}, h("span", { class: `badge level-${e.level}` }, e.level)),
+    h("td", {}, e.kind),
+    h("td", {}, job),
+    h("td", { class: "nowrap" }, e.worker_id || "–"),
+    h("td", { class: "message" }, e.message),
+  );
+}
+
+// The filter's choices: every job the page knows of; rebuilt only when that set changes.
+function updateJobOptions() {
+  const { select } = eventLog.el;
+  const ids = [...eventLog.names.keys()].sort();
+  if (eventLog.filter && !eventLog.names.has(eventLog.filter)) ids.push(eventLog.filter);
+  const key = ids.map((id) => `${id}=${eventLog.names.get(id) || ""}`).join("\n");
+  if (key === eventLog.optionsKey) return;
+  eventLog.optionsKey = key;
+  select.replaceChildren(h("option", { value: "" }, "All jobs"),
+    ...ids.map((id) => h("option", { value: id }, eventLog.names.get(id) ? `${eventLog.names.get(id)} (${id})` : id)));
+  select.value = eventLog.filter;
+}
+
+async function renderEvents(fixedJob) {
+  const el = eventsSection(fixedJob);
+  const filter = eventLog.filter;
+  const q = new URLSearchParams({ since_id: String(eventLog.lastId), limit: String(EVENT_ROWS) });
+  if (filter) q.set("job_id", filter);
+  const out = await api(`/api/v1/events?${q}`);
+  if (filter !== eventLog.filter) return; // the filter changed while this was on its way
+  const fresh = out.events.filter((e) => e.id > eventLog.lastId); // newest first
+  if (fresh.length) {
+    el.tbody.prepend(...fresh.map(eventRow));
+    while (el.tbody.rows.length > EVENT_ROWS) el.tbody.lastElementChild.remove();
+    eventLog.lastId = fresh[0].id;
+  }
+  for (const e of fresh) if (e.job_id && !eventLog.names.has(e.job_id)) eventLog.names.set(e.job_id, "");
+  for (const a of el.tbody.querySelectorAll("a[data-job]")) { // names learnt after the row was made
+    const name = eventLog.names.get(a.dataset.job);
+    if (name && a.textContent !== name) a.textContent = name;
+  }
+  updateJobOptions();
+  el.empty.hidden = el.tbody.rows.length > 0;
+  el.root.dataset.lastId = String(eventLog.lastId);
+  el.root.dataset.filter = filter;
+}
+
 // ------------------------------------------------------------------ main loop
 function route() {
   const path = location.pathname;
   if (path === "/workers") return { name: "workers", render: renderWorkers };
   const m = path.match(/^\/jobs\/([^/]+)$/);
-  if (m) return { name: "jobs", render: (main) => renderJob(main, decodeURIComponent(m[1])) };
+  if (m) {
+    const jobId = decodeURIComponent(m[1]);
+    return { name: "jobs", jobId, render: (main) => renderJob(main, jobId) };
+  }
   return { name: "jobs", render: renderJobs };
 }
 
 async function tick(r) {
   const main = document.getElementById("main");
   try {
-    await Promise.all([renderOverview(), r.render(main)]);
+    await Promise.all([renderOverview(), r.render(main), renderEvents(r.jobId)]);
     document.body.dataset.updated = String(Date.now());
     setStatus(`updated ${new Date().toLocaleTimeString()}`);
   } catch (e) {

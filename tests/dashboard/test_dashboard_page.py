@@ -1,5 +1,5 @@
 """The dashboard page in a real browser (headless Chromium): log in, see a running job, watch
-its loss curve grow, open the job's page and the workers page."""
+its loss curve grow and its events arrive, open the job's page and the workers page."""
 
 from __future__ import annotations
 
@@ -79,6 +79,28 @@ def test_page_logs_in_shows_a_running_job_and_its_curve_grows(slow_coordinator, 
     )
     assert page.evaluate("document.getElementById('throughput').textContent").endswith("samples/s")
 
+    # The event log: newest first, coloured by level, new events arrive without a reload, and
+    # choosing the job shows only its events.
+    rows = "[...document.querySelectorAll('#events-table tbody tr')]"
+    page.wait_for(f"{rows}.some((r) => r.dataset.kind === 'job_started')")
+    ids = page.evaluate(f"{rows}.map((r) => Number(r.dataset.eventId))")
+    assert ids == sorted(ids, reverse=True)
+    assert "worker_live" in page.evaluate(f"{rows}.map((r) => r.dataset.kind)")
+    c.manager.store.add_event("checkpoint_failed", "disk full", level="warning", job_id=rec.id)
+    newest = f"{rows}[0]"
+    page.wait_for(f"{newest}.dataset.kind === 'checkpoint_failed'")
+    assert page.evaluate(f"{newest}.classList.contains('level-warning')")
+    colour = "(r) => getComputedStyle(r.querySelector('.badge')).backgroundColor"
+    assert page.evaluate(f"({colour})({newest})") != page.evaluate(
+        f"({colour})({rows}.find((r) => r.dataset.level === 'info'))"
+    )
+    page.evaluate(
+        f"(() => {{ const sel = document.getElementById('events-job'); sel.value = {js(rec.id)};"
+        "sel.dispatchEvent(new Event('change')); return true; })()"
+    )
+    only_job = f"{rows}.length > 0 && {rows}.every((r) => r.dataset.jobId === {js(rec.id)})"
+    page.wait_for(only_job)
+
     # The job's own page: state, step, loss curve and configuration.
     page.navigate(f"{c.url}/jobs/{rec.id}")
     page.wait_for("!!document.getElementById('config')")
@@ -89,6 +111,7 @@ def test_page_logs_in_shows_a_running_job_and_its_curve_grows(slow_coordinator, 
     page.wait_for(f"{step} > {seen}", timeout=30)
     page.wait_for(f"{points} > 0")
     page.wait_for("Number(document.getElementById('chart-accuracy').dataset.points) > 0", 30)
+    page.wait_for(f"{only_job} && {rows}.some((r) => r.dataset.kind === 'job_submitted')")
 
     # Workers: both in-process workers, with their device.
     page.navigate(c.url + "/workers")
@@ -96,7 +119,8 @@ def test_page_logs_in_shows_a_running_job_and_its_curve_grows(slow_coordinator, 
     text = page.evaluate("document.getElementById('workers-table').textContent")
     assert "inproc-0" in text and "inproc-1" in text and "cpu" in text
 
-    # Stopping the job shows on the jobs page.
+    # Stopping the job shows on the jobs page, and at once in the event log below the workers.
     c.manager.stop(rec.id, timeout=30)
+    page.wait_for(f"{rows}.length > 0 && {rows}[0].dataset.kind === 'job_stopped'")
     page.navigate(c.url + "/")
     page.wait_for(f"{row} && {row}.dataset.state === 'STOPPED'")

@@ -28,6 +28,10 @@ HOW = {
     "file exists, SIGKILL it, restart",
     "state_dir_full_during_checkpoint": "cap the coordinator's file size (RLIMIT_FSIZE) below a "
     "checkpoint's for 5 steps, then lift it",
+    "job_database_full": "cap the coordinator's file size below the job database's for 1.5 s, "
+    "then lift it",
+    "coordinator_stopped_while_job_database_full": "SIGTERM the coordinator while its job is "
+    "paused on the capped job database, restart it without the cap",
 }
 
 
@@ -146,10 +150,10 @@ def render(results: dict) -> str:
             ],
         ),
         "",
-        "`temp_files_left` counts the temp files of an interrupted checkpoint write still in the",
-        "job's folder after the restart: they are never loaded (only `ckpt-<step>.safetensors`",
-        "names are) but nothing removes them either. `connections_cut` counts the coordinator's",
-        "connections to the worker that were open when the proxy reset them.",
+        "`stale_temp_removed`: the restarted coordinator removed the temp file of the interrupted",
+        "checkpoint write (a temp file is locked while its write is in progress, so only the",
+        "leftovers of dead writes go). `connections_cut` counts the coordinator's connections to",
+        "the worker that were open when the proxy reset them.",
         "",
         "## Load",
         "",
@@ -158,7 +162,8 @@ def render(results: dict) -> str:
         out += [
             f"`{name}`: {v['clients']} client threads against one coordinator that trains two",
             "jobs on two local gRPC workers. Each client submits a small job (at most two client",
-            "jobs at a time, see the open issues) and polls it to its end, while polling jobs,",
+            "jobs at a time, so each worker holds every job it serves) and polls it to its end,",
+            "while polling jobs,",
             "listing workers and streaming metrics; once every client job has ended, all clients",
             f"keep polling and streaming for a measured {v['window_s']} s window. Throughput is",
             "the two training jobs' steps per second in an equal window without clients and in",

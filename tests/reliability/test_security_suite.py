@@ -106,6 +106,7 @@ def test_every_dashboard_api_route_refuses_a_missing_or_wrong_token(server, figu
         "/api/v1/overview",
         "/api/v1/jobs",
         "/api/v1/workers",
+        "/api/v1/events",
         f"/api/v1/jobs/{job.job_id}",
         f"/api/v1/jobs/{job.job_id}/metrics",
         f"/api/v1/jobs/{job.job_id}/checkpoints",
