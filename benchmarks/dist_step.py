@@ -8,7 +8,10 @@ SGD with momentum, cross-entropy. Measured in one run, on the same machine:
 - shardgrad through a real coordinator (service.server.Coordinator, the object behind
   `shardgrad serve`) with 1 and 2 workers of each pool: `ray` (actors) and `grpc`
   (`shardgrad worker` processes over loopback). The job is submitted to the coordinator's
-  JobManager and timed from its own metrics.
+  JobManager and timed from its own metrics. Workers on the coordinator's machine exchange
+  parameters and gradients through shared memory (the default); the 2-worker runs are
+  repeated with `--no-shared-memory` ("wire"), where both travel through gRPC or Ray's
+  object store, to show what that path costs.
 
 Every worker, rank and the single process runs 1 BLAS thread. ms/step is the median time
 between consecutive steps' metrics records (everything the loop does per step). The whole
@@ -20,6 +23,7 @@ slowest worker (sending parameters, waiting for and reducing gradients, the opti
 metrics).
 
     python benchmarks/dist_step.py [--steps 40] [--warmup 5] [--rounds 3] [--micro-shards 2]
+                                   [--no-wire]
 Writes benchmarks/results/dist_step.json.
 """
 
@@ -140,13 +144,15 @@ def bench_ddp(steps: int, warmup: int, world: int = 2) -> float:
 
 
 # ---------------------------------------------------------------------------- shardgrad
-def bench_pool(pool: str, workers: int, steps: int, warmup: int, k: int, state_root) -> dict:
+def bench_pool(
+    pool: str, workers: int, steps: int, warmup: int, k: int, state_root, shared: bool = True
+) -> dict:
     """One job through a real coordinator; numbers from its per-step metrics."""
     from shardgrad import nn
     from shardgrad.service.config import Component, JobConfig, ModelSource
     from shardgrad.service.server import Coordinator, ServeOptions
 
-    state = Path(state_root) / f"{pool}-{workers}"
+    state = Path(state_root) / f"{pool}-{workers}-{'shm' if shared else 'wire'}"
     coordinator = Coordinator(
         ServeOptions(
             state_dir=state,
@@ -154,6 +160,7 @@ def bench_pool(pool: str, workers: int, steps: int, warmup: int, k: int, state_r
             local_workers=workers,
             compute_threads=1,
             heartbeat_interval=1.0,
+            shared_memory=shared,
         )
     ).start()
     try:
@@ -194,6 +201,7 @@ def bench_pool(pool: str, workers: int, steps: int, warmup: int, k: int, state_r
     return {
         "pool": pool,
         "workers": workers,
+        "transport": "shared memory" if shared else "wire",
         "workers_used": sorted(used),
         "ms_per_step": step * 1e3,
         "loop_ms_per_step": statistics.median(m.values["step_seconds"] for m in timed) * 1e3,
@@ -212,6 +220,12 @@ def main() -> int:
     ap.add_argument("--micro-shards", type=int, default=2, help="K (default 2: one per worker)")
     ap.add_argument("--pools", default="ray,grpc")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument(
+        "--no-wire",
+        dest="wire",
+        action="store_false",
+        help="skip the 2-worker runs without shared memory",
+    )
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "dist_step.json"))
     args = ap.parse_args()
 
@@ -237,8 +251,10 @@ def main() -> int:
             singles.append(bench_single(args.steps, args.warmup))
             ddps.append(bench_ddp(args.steps, args.warmup))
             for pool in pools:
-                for n in counts:
-                    print(f"round {r + 1}/{args.rounds}: {pool} pool, {n} worker(s)", flush=True)
+                configs = [(n, True) for n in counts] + ([(2, False)] if args.wire else [])
+                for n, shared in configs:
+                    how = "shared memory" if shared else "wire"
+                    print(f"round {r + 1}/{args.rounds}: {pool} pool, {n} worker(s), {how}")
                     run = bench_pool(
                         pool,
                         n,
@@ -246,8 +262,9 @@ def main() -> int:
                         args.warmup,
                         args.micro_shards,
                         Path(root) / f"round{r}",
+                        shared,
                     )
-                    by_config.setdefault((pool, n), []).append(run)
+                    by_config.setdefault((pool, n, shared), []).append(run)
             if "ray" in pools:
                 import ray
 
@@ -257,8 +274,8 @@ def main() -> int:
     results["ddp_ms"] = statistics.median(ddps)
     results["rounds_ms"] = {"single": singles, "ddp": ddps}
     runs = []
-    for (pool, n), rounds in by_config.items():
-        merged = {"pool": pool, "workers": n}
+    for (pool, n, shared), rounds in by_config.items():
+        merged = {"pool": pool, "workers": n, "transport": rounds[0]["transport"]}
         for key in (
             "ms_per_step",
             "loop_ms_per_step",
@@ -270,14 +287,15 @@ def main() -> int:
         merged["workers_used"] = sorted({w for r in rounds for w in r["workers_used"]})
         merged["rounds_ms_per_step"] = [r["ms_per_step"] for r in rounds]
         runs.append(merged)
-        results["rounds_ms"][f"{pool}-{n}"] = merged["rounds_ms_per_step"]
+        label = f"{pool}-{n}" if shared else f"{pool}-{n}-wire"
+        results["rounds_ms"][label] = merged["rounds_ms_per_step"]
     results["runs"] = runs
     ddp = results["ddp_ms"]
     for r in runs:
         r["vs_ddp"] = r["ms_per_step"] / ddp
     checks = {}
     for r in runs:
-        if r["workers"] == 2:
+        if r["workers"] == 2 and r["transport"] == "shared memory":
             target = TARGETS[f"{r['pool']}_vs_ddp"]
             checks[f"{r['pool']} 2 workers <= {target}x DDP"] = r["vs_ddp"] <= target
             checks[f"{r['pool']} 2 workers overhead <= 15%"] = (
@@ -290,16 +308,18 @@ def main() -> int:
         f"W1 MLP 784-512-512-10, batch 256, K={args.micro_shards}: median of {args.steps} steps, "
         f"median of {args.rounds} rounds"
     )
-    print(f"{'system':<28}{'ms/step':>9}{'vs DDP':>8}{'compute':>9}{'overhead':>10}{'share':>7}")
+    print(f"{'system':<34}{'ms/step':>9}{'vs DDP':>8}{'compute':>9}{'overhead':>10}{'share':>7}")
     print(
-        f"{'single-process shardgrad':<28}{results['single_ms']:>9.2f}"
+        f"{'single-process shardgrad':<34}{results['single_ms']:>9.2f}"
         f"{results['single_ms'] / ddp:>8.2f}"
     )
-    print(f"{'PyTorch DDP, 2 ranks':<28}{ddp:>9.2f}{1.0:>8.2f}")
+    print(f"{'PyTorch DDP, 2 ranks':<34}{ddp:>9.2f}{1.0:>8.2f}")
     for r in runs:
         name = f"shardgrad {r['pool']}, {r['workers']} worker{'s' if r['workers'] > 1 else ''}"
+        if r["transport"] == "wire":
+            name += " (wire)"
         print(
-            f"{name:<28}{r['ms_per_step']:>9.2f}{r['vs_ddp']:>8.2f}{r['worker_compute_ms']:>9.2f}"
+            f"{name:<34}{r['ms_per_step']:>9.2f}{r['vs_ddp']:>8.2f}{r['worker_compute_ms']:>9.2f}"
             f"{r['overhead_ms']:>10.2f}{r['overhead_share']:>7.0%}"
         )
     print()

@@ -20,34 +20,38 @@ class JobOptions(_message.Message):
     def __init__(self, num_micro_shards: _Optional[int] = ..., compression: _Optional[_Union[_common_pb2.GradientCompression, str]] = ..., compute_threads: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class LoadJobRequest(_message.Message):
-    __slots__ = ("job_id", "model_json", "loss_json", "layout", "dataset", "options")
+    __slots__ = ("job_id", "model_json", "loss_json", "layout", "dataset", "options", "shm_probe")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
     LOSS_JSON_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SHM_PROBE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model_json: str
     loss_json: str
     layout: _common_pb2.ParamLayout
     dataset: _common_pb2.DatasetRef
     options: JobOptions
-    def __init__(self, job_id: _Optional[str] = ..., model_json: _Optional[str] = ..., loss_json: _Optional[str] = ..., layout: _Optional[_Union[_common_pb2.ParamLayout, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetRef, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
+    shm_probe: str
+    def __init__(self, job_id: _Optional[str] = ..., model_json: _Optional[str] = ..., loss_json: _Optional[str] = ..., layout: _Optional[_Union[_common_pb2.ParamLayout, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetRef, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., shm_probe: _Optional[str] = ...) -> None: ...
 
 class LoadJobResponse(_message.Message):
-    __slots__ = ("job_id", "layout_fingerprint", "device", "num_samples", "load_seconds")
+    __slots__ = ("job_id", "layout_fingerprint", "device", "num_samples", "load_seconds", "shared_memory")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     layout_fingerprint: str
     device: str
     num_samples: int
     load_seconds: float
-    def __init__(self, job_id: _Optional[str] = ..., layout_fingerprint: _Optional[str] = ..., device: _Optional[str] = ..., num_samples: _Optional[int] = ..., load_seconds: _Optional[float] = ...) -> None: ...
+    shared_memory: bool
+    def __init__(self, job_id: _Optional[str] = ..., layout_fingerprint: _Optional[str] = ..., device: _Optional[str] = ..., num_samples: _Optional[int] = ..., load_seconds: _Optional[float] = ..., shared_memory: _Optional[bool] = ...) -> None: ...
 
 class MicroShard(_message.Message):
     __slots__ = ("index", "sample_indices")
@@ -57,21 +61,35 @@ class MicroShard(_message.Message):
     sample_indices: _common_pb2.Tensor
     def __init__(self, index: _Optional[int] = ..., sample_indices: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
+class SharedBuffers(_message.Message):
+    __slots__ = ("params", "params_nbytes", "grads", "grads_capacity")
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_NBYTES_FIELD_NUMBER: _ClassVar[int]
+    GRADS_FIELD_NUMBER: _ClassVar[int]
+    GRADS_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    params: str
+    params_nbytes: int
+    grads: str
+    grads_capacity: int
+    def __init__(self, params: _Optional[str] = ..., params_nbytes: _Optional[int] = ..., grads: _Optional[str] = ..., grads_capacity: _Optional[int] = ...) -> None: ...
+
 class ComputeHeader(_message.Message):
-    __slots__ = ("job_id", "step", "layout_fingerprint", "shards", "params_nbytes", "byte_order")
+    __slots__ = ("job_id", "step", "layout_fingerprint", "shards", "params_nbytes", "byte_order", "shared")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_NBYTES_FIELD_NUMBER: _ClassVar[int]
     BYTE_ORDER_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     step: int
     layout_fingerprint: str
     shards: _containers.RepeatedCompositeFieldContainer[MicroShard]
     params_nbytes: int
     byte_order: _common_pb2.ByteOrder
-    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., layout_fingerprint: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[MicroShard, _Mapping]]] = ..., params_nbytes: _Optional[int] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ...) -> None: ...
+    shared: SharedBuffers
+    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., layout_fingerprint: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[MicroShard, _Mapping]]] = ..., params_nbytes: _Optional[int] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ..., shared: _Optional[_Union[SharedBuffers, _Mapping]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
     __slots__ = ("header", "params")
@@ -102,7 +120,7 @@ class ShardStats(_message.Message):
     def __init__(self, index: _Optional[int] = ..., loss: _Optional[float] = ..., num_samples: _Optional[int] = ..., finite: _Optional[bool] = ...) -> None: ...
 
 class ComputeResult(_message.Message):
-    __slots__ = ("job_id", "step", "blocks", "dtype", "byte_order", "grads_nbytes", "shards", "nonfinite_shards", "compute_seconds", "wire_overflow")
+    __slots__ = ("job_id", "step", "blocks", "dtype", "byte_order", "grads_nbytes", "shards", "nonfinite_shards", "compute_seconds", "wire_overflow", "grads_shared")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +131,7 @@ class ComputeResult(_message.Message):
     NONFINITE_SHARDS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WIRE_OVERFLOW_FIELD_NUMBER: _ClassVar[int]
+    GRADS_SHARED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     step: int
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
@@ -123,7 +142,8 @@ class ComputeResult(_message.Message):
     nonfinite_shards: _containers.RepeatedScalarFieldContainer[int]
     compute_seconds: float
     wire_overflow: bool
-    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., dtype: _Optional[_Union[_common_pb2.DType, str]] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ..., grads_nbytes: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., nonfinite_shards: _Optional[_Iterable[int]] = ..., compute_seconds: _Optional[float] = ..., wire_overflow: _Optional[bool] = ...) -> None: ...
+    grads_shared: bool
+    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., dtype: _Optional[_Union[_common_pb2.DType, str]] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ..., grads_nbytes: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., nonfinite_shards: _Optional[_Iterable[int]] = ..., compute_seconds: _Optional[float] = ..., wire_overflow: _Optional[bool] = ..., grads_shared: _Optional[bool] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("header", "grads")

@@ -44,6 +44,11 @@ class WorkerStub:
                 request_serializer=shardgrad_dot_protos_dot_worker__pb2.ComputeRequest.SerializeToString,
                 response_deserializer=shardgrad_dot_protos_dot_worker__pb2.ComputeResponse.FromString,
                 _registered_method=True)
+        self.ComputeShared = channel.unary_unary(
+                '/shardgrad.v1.Worker/ComputeShared',
+                request_serializer=shardgrad_dot_protos_dot_worker__pb2.ComputeHeader.SerializeToString,
+                response_deserializer=shardgrad_dot_protos_dot_worker__pb2.ComputeResult.FromString,
+                _registered_method=True)
         self.ReleaseJob = channel.unary_unary(
                 '/shardgrad.v1.Worker/ReleaseJob',
                 request_serializer=shardgrad_dot_protos_dot_worker__pb2.ReleaseJobRequest.SerializeToString,
@@ -74,6 +79,15 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeShared(self, request, context):
+        """The same for a worker on the coordinator's machine (LoadJobResponse.shared_memory): the
+        header's `shared` names the segments holding the parameters and receiving the gradients,
+        so one message goes each way. Errors as for ComputeGradients.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReleaseJob(self, request, context):
         """Frees the job's model, buffers and dataset handle. Unknown ids are not an error.
         """
@@ -93,6 +107,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.ComputeGradients,
                     request_deserializer=shardgrad_dot_protos_dot_worker__pb2.ComputeRequest.FromString,
                     response_serializer=shardgrad_dot_protos_dot_worker__pb2.ComputeResponse.SerializeToString,
+            ),
+            'ComputeShared': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeShared,
+                    request_deserializer=shardgrad_dot_protos_dot_worker__pb2.ComputeHeader.FromString,
+                    response_serializer=shardgrad_dot_protos_dot_worker__pb2.ComputeResult.SerializeToString,
             ),
             'ReleaseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseJob,
@@ -154,6 +173,33 @@ class Worker:
             '/shardgrad.v1.Worker/ComputeGradients',
             shardgrad_dot_protos_dot_worker__pb2.ComputeRequest.SerializeToString,
             shardgrad_dot_protos_dot_worker__pb2.ComputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeShared(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardgrad.v1.Worker/ComputeShared',
+            shardgrad_dot_protos_dot_worker__pb2.ComputeHeader.SerializeToString,
+            shardgrad_dot_protos_dot_worker__pb2.ComputeResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from .config import MAX_PARAMETERS
 from .dashboard_cli import add_dashboard_arguments, serve_dashboard
 
 
@@ -85,6 +86,13 @@ def add_serve_subcommand(subparsers) -> argparse.ArgumentParser:
         help="largest dataset upload in bytes (default 1 GiB)",
     )
     p.add_argument(
+        "--max-parameters",
+        type=_positive_int,
+        default=MAX_PARAMETERS,
+        help="refuse models with more parameters than this (default 100000000), counted from "
+        "the spec before anything is built (an --allow-import model once built)",
+    )
+    p.add_argument(
         "--allow-import",
         action="append",
         default=[],
@@ -119,6 +127,13 @@ def add_serve_subcommand(subparsers) -> argparse.ArgumentParser:
         default=300.0,
         help="how long a job waits without workers before it fails (s)",
     )
+    p.add_argument(
+        "--no-shared-memory",
+        dest="shared_memory",
+        action="store_false",
+        help="send every worker's parameters and gradients over the wire, even for workers "
+        "on this machine (which otherwise use shared memory)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING, ...")
     add_dashboard_arguments(p)
     p.set_defaults(func=run_serve)
@@ -149,12 +164,14 @@ def run_serve(args: argparse.Namespace) -> int:
         worker_tls_ca=args.worker_tls_ca,
         max_jobs=args.max_jobs,
         max_upload_bytes=args.max_upload_bytes,
+        max_parameters=args.max_parameters,
         allow_import=tuple(args.allow_import),
         compute_threads=args.compute_threads,
         heartbeat_interval=args.heartbeat_interval,
         heartbeat_timeout=args.heartbeat_timeout,
         step_timeout=args.step_timeout,
         worker_grace=args.worker_grace,
+        shared_memory=args.shared_memory,
     )
     stop = threading.Event()
 

@@ -24,8 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shardgrad.worker import auth, threads, wire
 
-from . import security
+from . import events, security
 from .api import SERVICE, CoordinatorService
+from .config import MAX_PARAMETERS
 from .fsutil import atomic_write
 from .jobs import JobManager
 from .pools.base import WorkerPool
@@ -55,6 +56,7 @@ class ServeOptions:
     worker_tls_ca: str | None = None
     max_jobs: int = 16
     max_upload_bytes: int = 1 << 30
+    max_parameters: int = MAX_PARAMETERS  # the most a submitted model may have
     allow_import: tuple[str, ...] = field(default_factory=tuple)
     # BLAS threads every worker uses for every job: the same count everywhere keeps the
     # arithmetic, and so the parameters, identical for any set of workers.
@@ -64,6 +66,9 @@ class ServeOptions:
     step_timeout: float = 120.0
     worker_grace: float = 300.0
     rpc_threads: int = 64
+    # Workers on this machine exchange the step's parameters and gradients through shared
+    # memory instead of the wire (see shardgrad.worker.shm); off sends everything over it.
+    shared_memory: bool = True
 
 
 class StateDirBusy(RuntimeError):
@@ -141,6 +146,7 @@ class Coordinator:
                 worker_grace_s=opts.worker_grace,
                 step_timeout_s=opts.step_timeout,
                 allowed_import_prefixes=tuple(opts.allow_import),
+                max_parameters=opts.max_parameters,
             ),
         )
         self.api = CoordinatorService(
@@ -173,8 +179,14 @@ class Coordinator:
         self._write_endpoint()
         self._start_local_workers()
         self.recovered = self.manager.recover()
+        events.record(self.manager.store, "coordinator_started", self._started_message())
         if self.recovered:
             log.info("resuming jobs %s", ", ".join(self.recovered))
+
+    def _started_message(self) -> str:
+        jobs = len(self.recovered)
+        resumed = f"; {jobs} job{'s' if jobs != 1 else ''} resumed" if jobs else ""
+        return f"listening on {self.address} with the {self.options.pool} pool{resumed}"
 
     def _make_pool(self) -> WorkerPool:
         opts = self.options
@@ -188,6 +200,7 @@ class Coordinator:
                 heartbeat_timeout=opts.heartbeat_timeout,
                 compute_threads=opts.compute_threads,
                 rpc_timeout=max(60.0, opts.step_timeout),
+                shared_memory=opts.shared_memory,
             )
         if opts.pool == "ray":
             from .pools.ray_pool import RayPool  # noqa: PLC0415
@@ -205,6 +218,7 @@ class Coordinator:
                 num_cpus_per_worker=opts.ray_cpus_per_worker,
                 compute_threads=opts.compute_threads,
                 allowed_import_prefixes=tuple(opts.allow_import),
+                shared_memory=opts.shared_memory,
             )
         from .pools.inprocess import InProcessPool  # noqa: PLC0415
 
@@ -255,6 +269,8 @@ class Coordinator:
         if self.health is not None:
             self.health.enter_graceful_shutdown()
         if self.manager is not None:
+            message = "jobs checkpoint and continue when a coordinator starts on this state"
+            events.record(self.manager.store, "coordinator_stopping", message)
             self.manager.shutdown(timeout)
         if self.pool is not None:
             try:

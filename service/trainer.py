@@ -13,6 +13,8 @@ as if it had never stopped.
 
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import threading
 import time
@@ -29,19 +31,28 @@ from shardgrad.serialization import load_safetensors_bytes, save_safetensors_byt
 from shardgrad.worker import reduction
 from shardgrad.worker.layout import ParamLayout
 
-from . import builders
+from . import builders, events
 from .checkpoint import CheckpointManager
-from .config import JobConfig
+from .config import MAX_PARAMETERS, JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
 from .pools.base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
 from .sampler import BatchSampler, cut_micro_shards, train_eval_split
-from .store import JobState, Store
+from .store import JobState, Store, is_storage_fault
 from .validation import loss_targets, model_inputs
 
 log = logging.getLogger(__name__)
 
 _EVAL_BATCH = 512
+
+# A write the storage refuses (a full disk) is retried after these many seconds, doubling up
+# to the maximum; a pause that goes on is logged again every _STORAGE_REPORT_EVERY_S.
+_STORAGE_RETRY_FIRST_S = 0.05
+_STORAGE_RETRY_MAX_S = 2.0
+_STORAGE_REPORT_EVERY_S = 60.0
+# OSErrors of files in the state directory (checkpoints, the trained model) that more room
+# on the disk mends.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class JobFailed(RuntimeError):
@@ -66,6 +77,8 @@ class TrainerOptions:
     on_step: Callable[[str, int], None] | None = None
     # Module prefixes that model import paths (and LambdaLR functions) may name.
     allowed_import_prefixes: tuple[str, ...] = ()
+    # The most parameters a submitted model may have (see JobConfig.validate).
+    max_parameters: int = MAX_PARAMETERS
 
 
 def job_dir(state_dir: str | Path, job_id: str) -> Path:
@@ -92,7 +105,10 @@ class Trainer:
     ) -> None:
         self.job_id = job_id
         self.config = config
-        self.store = store
+        # The loop's own records (state, progress, metrics) pause the job while the database
+        # cannot take them instead of failing it: see `_durable`.
+        self.store = _PausingStore(store, self._durable)
+        self._let_go_while_paused = False
         self.pool = pool
         self.datasets = datasets
         self.dir = job_dir(state_dir, job_id)
@@ -106,6 +122,7 @@ class Trainer:
         self.model = None
         self.optimizer = None
         self._last_checkpoint_step = -1
+        self.events = events.JobEvents(store, job_id)
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -123,6 +140,19 @@ class Trainer:
     # ------------------------------------------------------------------ entry point
     def run(self) -> JobState:
         """Train to the end; never raises for job-level problems (they become FAILED)."""
+        try:
+            return self._run()
+        except _Interrupted:
+            # The coordinator let go while the loop was paused on its way out (recording how
+            # the job ended, its last checkpoint or its model): the record stays as it was and
+            # the next coordinator resumes the job from its last checkpoint.
+            try:
+                return self.store.job(self.job_id).state
+            except Exception:  # noqa: BLE001 - the store may be what is failing
+                log.exception("job %s: reading its state", self.job_id)
+                return JobState.RUNNING
+
+    def _run(self) -> JobState:
         loaded = False
         try:
             self._setup()
@@ -130,25 +160,30 @@ class Trainer:
             self.pool.load_job(self._job_spec(), self.dataset)
             loaded = True
             self._set_state(JobState.RUNNING)
+            self.events.add("job_started", f"at step {self.step} of {self.total_steps}")
             self._train()
             self._finish_model()
             self._set_state(JobState.SUCCEEDED)
+            self.events.add("job_succeeded", f"trained all {self.step} steps")
             return JobState.SUCCEEDED
         except _Interrupted:
             if self.stop_requested.is_set():
                 self._save_checkpoint_if_new()
                 self._finish_model()
                 self._set_state(JobState.STOPPED, "stopped by request")
+                self.events.add("job_stopped", f"stopped by request at step {self.step}")
                 return JobState.STOPPED
             self._save_checkpoint_if_new()
             return self.store.job(self.job_id).state
         except JobFailed as exc:
             log.warning("job %s failed: %s", self.job_id, exc)
             self._set_state(JobState.FAILED, str(exc))
+            self.events.add("job_failed", str(exc))
             return JobState.FAILED
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the coordinator
             log.exception("job %s crashed", self.job_id)
             self._set_state(JobState.FAILED, f"internal error at step {self.step}: {exc!r}")
+            self.events.add("job_failed", f"internal error at step {self.step}: {exc!r}")
             return JobState.FAILED
         finally:
             if loaded:
@@ -188,7 +223,10 @@ class Trainer:
         self.layout = ParamLayout.from_shapes(
             ((n, tuple(p.shape)) for n, p in model.named_parameters()), cfg.dtype
         )
-        self.flat = self.layout.flatten({n: p._data for n, p in model.named_parameters()})
+        # The pool's buffer: shared memory when its workers can map it, so that the optimizer's
+        # update is the parameters those workers read next step, with no copy in between.
+        self.flat = self.pool.param_buffer(self.job_id, self.layout.numel, cfg.dtype)
+        self.layout.flatten({n: p._data for n, p in model.named_parameters()}, out=self.flat)
         self.param = nn.Parameter(shardgrad.from_numpy(self.flat))
         self.optimizer = builders.build_optimizer(cfg.optimizer, [self.param])
         self.scheduler = builders.build_scheduler(cfg.lr_scheduler, self.optimizer, prefixes)
@@ -206,6 +244,7 @@ class Trainer:
                 self.scheduler.load_state_dict(ck.scheduler)
             self.step = ck.step
             log.info("job %s resumes from its checkpoint at step %d", self.job_id, ck.step)
+            self.events.add("job_resumed", f"from its checkpoint at step {ck.step}")
         # Steps past the checkpoint (from an earlier run of this job) are redone, so their
         # records go; the history then holds every step once.
         self.store.delete_metrics_after(self.job_id, self.step)
@@ -254,6 +293,7 @@ class Trainer:
             return workers
         if not starting:
             self._set_state(JobState.PENDING, "waiting for workers")
+        self.events.add("job_waiting" if starting else "job_paused", f"at step {self.step}")
         deadline = time.monotonic() + self.options.worker_grace_s
         while True:
             self._check_interrupt()
@@ -268,6 +308,7 @@ class Trainer:
             if len(workers) >= count:
                 if not starting:
                     self._set_state(JobState.RUNNING)
+                    self.events.add("job_continued", f"workers are back at step {self.step}")
                 return workers
 
     # ------------------------------------------------------------------ the loop
@@ -282,7 +323,7 @@ class Trainer:
             n = len(batch)
             loss = reduction.tree_sum_values(shard_losses) / n
             grad = grad_sum / grad_sum.dtype.type(n)
-            finite = bool(np.isfinite(loss)) and bool(np.isfinite(grad).all())
+            finite = bool(np.isfinite(loss)) and _all_finite(grad)
             step_no = self.step + 1
             skipped = False
             if not finite:
@@ -290,6 +331,7 @@ class Trainer:
                     what = "loss" if not np.isfinite(loss) else "gradient"
                     raise JobFailed(f"non-finite {what} at step {step_no}")
                 skipped = True
+                self.events.add("step_skipped", f"non-finite loss or gradient at step {step_no}")
             else:
                 self.param.grad = shardgrad.from_numpy(grad)
                 self.optimizer.step()
@@ -314,6 +356,7 @@ class Trainer:
                     log.warning(
                         "job %s: checkpoint at step %d not written: %s", self.job_id, step_no, exc
                     )
+                    self.events.add("checkpoint_failed", f"step {step_no} not written: {exc}")
             if self.options.on_step is not None:
                 self.options.on_step(self.job_id, step_no)
         self._save_checkpoint_if_new()
@@ -321,7 +364,9 @@ class Trainer:
     def _compute_step(self, shards: list[np.ndarray]):
         """Gradient sum over the batch (tree order), each micro-shard's loss, and stats."""
         k = len(shards)
-        params = self.flat.copy()
+        # A read-only view, not a copy: the optimizer writes the buffer only after every
+        # share of this step is answered or abandoned (an abandoned share's answer is unused).
+        params = self.flat.view()
         params.setflags(write=False)
         payload = StepPayload(self.job_id, self.step, params, shards)
         blocks: dict[tuple[int, int], np.ndarray] = {}
@@ -335,13 +380,20 @@ class Trainer:
                 blocks[(0, i)] = zero
                 losses[i] = 0.0
         todo = [i for i, s in enumerate(shards) if len(s)]
-        stats = {"compute_seconds": {}, "bytes_sent": 0, "bytes_received": 0, "workers": 0}
+        stats = {
+            "compute_seconds": {},
+            "bytes_sent": 0,
+            "bytes_received": 0,
+            "bytes_shared": 0,
+            "workers": 0,
+        }
         used: set[str] = set()
         failed_workers: set[str] = set()
         while todo:
             self._check_interrupt()
             workers = self._wait_for_workers(1, exclude=failed_workers)
             groups = [g for g in np.array_split(np.asarray(todo), len(workers)) if len(g)]
+            self.events.shards_recomputed(self.step + 1, todo, failed_workers, workers)
             deadline = time.monotonic() + self.options.step_timeout_s
             futures = {}
             failed: list[int] = []
@@ -383,6 +435,7 @@ class Trainer:
                     )
                     stats["bytes_sent"] += res.bytes_sent
                     stats["bytes_received"] += res.bytes_received
+                    stats["bytes_shared"] += res.bytes_shared
             todo = sorted(failed)
         stats["workers"] = len(used)
         grad_sum = reduction.tree_sum(blocks, k, _add)
@@ -408,6 +461,7 @@ class Trainer:
 
     def _drop(self, worker: str, reason: str) -> None:
         log.warning("job %s drops worker %s: %s", self.job_id, worker, reason)
+        self.events.add("worker_dropped", f"worker {worker} dropped: {reason}", worker)
         self.pool.report_failure(worker, reason)
 
     # ------------------------------------------------------------------ metrics, eval
@@ -422,6 +476,7 @@ class Trainer:
             "worker_compute_seconds": stats["compute_seconds"],
             "bytes_sent": stats["bytes_sent"],
             "bytes_received": stats["bytes_received"],
+            "bytes_shared": stats["bytes_shared"],
         }
         if skipped:
             values["skipped_nonfinite"] = True
@@ -472,12 +527,17 @@ class Trainer:
             },
         )
         self._last_checkpoint_step = self.step
+        self.events.add("checkpoint_written", f"checkpoint at step {self.step} written")
 
     def _save_checkpoint_if_new(self) -> None:
         if self.optimizer is None:
             return
+        if self._let_go_while_paused:
+            # The parameters in memory may be a step ahead of the recorded history: the last
+            # checkpoint written stays the point to resume from.
+            return
         if self._last_checkpoint_step != self.step:
-            self._save_checkpoint()
+            self._durable(f"its checkpoint at step {self.step}", self._save_checkpoint)
 
     def _finish_model(self) -> None:
         """Keep the trained state_dict as safetensors for clients to fetch."""
@@ -485,7 +545,110 @@ class Trainer:
             return
         self._bind_model_views()
         data = save_safetensors_bytes(self.model.state_dict())
-        atomic_write(model_path(self.state_dir, self.job_id), data)
+        self._durable(
+            "its trained model", atomic_write, model_path(self.state_dir, self.job_id), data
+        )
+
+    # ------------------------------------------------------------------ storage faults
+    def _durable(self, what: str, write: Callable, *args, **kwargs):
+        """`write(*args, **kwargs)`, pausing the job while the storage cannot take it.
+
+        A full or failing disk is not the job's fault and mends once someone makes room, so
+        the loop neither fails the job (recording FAILED needs the same disk) nor trains past
+        what it could record: it retries in place, with backoff, and then carries on as if
+        nothing had happened, so the history, the checkpoints and the parameters are those of
+        an undisturbed run. A stop request waits for the write (recording STOPPED needs the
+        database too). Only the coordinator letting go ends a pause early: the job then
+        resumes from its last checkpoint, which never runs ahead of the recorded history.
+        """
+        delay = _STORAGE_RETRY_FIRST_S
+        paused_at = reported_at = None
+        while True:
+            try:
+                result = write(*args, **kwargs)
+            except Exception as exc:
+                if not _is_storage_fault(exc):
+                    raise
+                now = time.monotonic()
+                if paused_at is None:
+                    paused_at = reported_at = now
+                    log.warning(
+                        "job %s paused at step %d: cannot write %s (%s); retrying until the "
+                        "disk takes it",
+                        self.job_id,
+                        self.step,
+                        what,
+                        exc,
+                    )
+                elif now - reported_at >= _STORAGE_REPORT_EVERY_S:
+                    reported_at = now
+                    log.warning(
+                        "job %s still paused at step %d after %.0f s: cannot write %s (%s)",
+                        self.job_id,
+                        self.step,
+                        now - paused_at,
+                        what,
+                        exc,
+                    )
+                if self.release_requested.wait(delay):
+                    self._let_go_while_paused = True
+                    log.warning(
+                        "job %s let go while paused at step %d; it resumes from its last "
+                        "checkpoint",
+                        self.job_id,
+                        self.step,
+                    )
+                    raise _Interrupted from None
+                delay = min(2 * delay, _STORAGE_RETRY_MAX_S)
+                continue
+            if paused_at is not None:
+                log.warning(
+                    "job %s continues at step %d: wrote %s after a pause of %.1f s",
+                    self.job_id,
+                    self.step,
+                    what,
+                    time.monotonic() - paused_at,
+                )
+            return result
+
+
+class _PausingStore:
+    """The store as a training loop sees it: the loop's own records go through
+    `Trainer._durable` (a storage fault pauses the job); reads and every other call, such
+    as best-effort events, go straight to the store."""
+
+    _RECORDS = {
+        "set_state": "its state",
+        "set_progress": "its progress",
+        "add_metrics": "its metrics",
+        "delete_metrics_after": "its metrics",
+    }
+
+    def __init__(self, store: Store, durable: Callable) -> None:
+        self._store = store
+        self._durable = durable
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._store, name)
+        what = self._RECORDS.get(name)
+        if what is None:
+            return attr
+        return functools.partial(self._durable, f"{what} to the job database", attr)
+
+
+def _is_storage_fault(exc: BaseException) -> bool:
+    """A write refused for want of room or by a failing database, which may go through later."""
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        return True
+    return is_storage_fault(exc)
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether no element is inf or nan, in one reading pass with no temporary: a sum is
+    finite only when every term is (inf and nan carry through addition). A sum of finite
+    terms that overflowed falls back to the element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
 
 
 def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from .job import GradientResult, JobSpec
 from .wire import WireError
 
 COMPUTE_METHOD = "/shardgrad.v1.Worker/ComputeGradients"
+COMPUTE_SHARED_METHOD = "/shardgrad.v1.Worker/ComputeShared"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class WorkerClient:
         self._compute = self._channel.stream_stream(
             COMPUTE_METHOD, request_serializer=None, response_deserializer=None
         )
+        self._compute_shared = self._channel.unary_unary(
+            COMPUTE_SHARED_METHOD,
+            request_serializer=worker_pb2.ComputeHeader.SerializeToString,
+            response_deserializer=worker_pb2.ComputeResult.FromString,
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -80,9 +86,15 @@ class WorkerClient:
     def wait_ready(self, timeout: float = 10.0) -> None:
         grpc.channel_ready_future(self._channel).result(timeout=timeout)
 
-    def load_job(self, spec: JobSpec, timeout: float | None = None) -> worker_pb2.LoadJobResponse:
+    def load_job(
+        self, spec: JobSpec, timeout: float | None = None, shm_probe: str = ""
+    ) -> worker_pb2.LoadJobResponse:
+        """Load the job; `shm_probe` names a shared-memory segment the worker tries to attach
+        (the reply's `shared_memory` says whether it could)."""
         return self._stub.LoadJob(
-            messages.job_to_request(spec), timeout=timeout or self.timeout, metadata=self._metadata
+            messages.job_to_request(spec, shm_probe),
+            timeout=timeout or self.timeout,
+            metadata=self._metadata,
         )
 
     def release_job(self, job_id: str, timeout: float | None = None) -> bool:
@@ -101,11 +113,15 @@ class WorkerClient:
         params: ParamPayload | np.ndarray | None,
         timeout: float | None = None,
         out: np.ndarray | None = None,
+        shared: worker_pb2.SharedBuffers | None = None,
     ) -> GradientResult:
         """The worker's gradient blocks for `shards` at `step`.
 
         `params` None asks the worker to reuse the parameters it already holds for `step`.
         `out`, when given, receives the gradients (it must have the size the reply announces).
+        With `shared` (a worker on this machine: ComputeShared, one message each way), the
+        parameters are already in its params segment and `params` must be None; the result's
+        `grads` is then None and the blocks are in its grads segment.
         Raises grpc.RpcError for a status the worker returned, WireError for a reply that does
         not parse.
         """
@@ -113,9 +129,25 @@ class WorkerClient:
             params = ParamPayload.encode(params, step)
         if params is not None and params.step != step:
             raise ValueError(f"parameters are for step {params.step}, not {step}")
+        if shared is not None and params is not None:
+            raise ValueError("parameters go either in shared memory or on the wire, not both")
         header = messages.compute_header(
-            spec.job_id, step, spec.layout.fingerprint, shards, params.nbytes if params else 0
+            spec.job_id,
+            step,
+            spec.layout.fingerprint,
+            shards,
+            params.nbytes if params else 0,
+            shared,
         )
+        if shared is not None:
+            reply = self._compute_shared(
+                header, timeout=timeout or self.timeout, metadata=self._metadata
+            )
+            if not reply.grads_shared:
+                raise WireError("the worker answered ComputeShared without shared gradients")
+            return messages.result_from_header(
+                reply, spec.num_micro_shards, spec.layout.numel, None
+            )
 
         def requests() -> Iterator[bytes]:
             yield worker_pb2.ComputeRequest(header=header).SerializeToString()
@@ -139,6 +171,8 @@ class WorkerClient:
             raise WireError("the worker's first reply is not a result header")
         dt = wire.dtype_from_proto(header.dtype, header.byte_order)
         n_blocks, numel = len(header.blocks), spec.layout.numel
+        if header.grads_shared:
+            raise WireError("the worker put gradients in shared memory it was not given")
         if out is None:
             out = np.empty((n_blocks, numel), dtype=dt)
         elif out.shape != (n_blocks, numel) or out.dtype != dt:

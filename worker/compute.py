@@ -227,12 +227,15 @@ class GradientComputer:
         shards: Sequence[tuple[int, np.ndarray]],
         should_stop: Callable[[], bool] | None = None,
         reuse_output: bool = False,
+        out: np.ndarray | None = None,
     ) -> GradientResult:
         """Gradients of `shards` [(micro-shard index, sample indices)] at the current params.
 
         With `reuse_output`, the result's `grads` lives in a buffer this computer reuses for
         the next call (no allocation, no page faults per step): the caller must have sent or
-        serialised it before calling again.
+        serialised it before calling again. `out`, a host array of (blocks, numel) in the
+        wire dtype (see `output_shape`), receives the gradients instead: a shared-memory
+        segment the coordinator reads in place.
         """
         if self.params_step is None:
             raise ValueError("no parameters: call set_params (or receive them) first")
@@ -243,8 +246,15 @@ class GradientComputer:
             by_index[int(k)] = self.check_indices(int(k), idx)
         blocks = maximal_blocks([int(k) for k, _ in shards], k_total)
         n = len(blocks)
+        wdt = codec.numpy_wire_dtype(self.job.compression, self.layout.dtype)
+        if out is not None and (out.shape != (n, self.layout.numel) or out.dtype != wdt):
+            raise ValueError(
+                f"out must be ({n}, {self.layout.numel}) {wdt}, got {out.shape} {out.dtype}"
+            )
         direct = self.device.type == "cpu" and self.job.compression == "none"
-        if direct:
+        if direct and out is not None:
+            acc = out
+        elif direct:
             acc = self._buffer("host", np, n, self.layout.dtype, fresh=not reuse_output)
         else:
             acc = self._buffer("acc", self.xp, n, self.layout.dtype)
@@ -275,16 +285,20 @@ class GradientComputer:
         if direct:
             host = acc
         else:
-            wdt = codec.numpy_wire_dtype(self.job.compression, self.layout.dtype)
             staged = None
             if self.job.compression != "none":
-                fresh = self.device.type == "cpu" and not reuse_output
-                staged = self._buffer("wire", self.xp, n, wdt, fresh=fresh)
+                if self.device.type == "cpu" and out is not None:
+                    staged = out
+                else:
+                    fresh = self.device.type == "cpu" and not reuse_output
+                    staged = self._buffer("wire", self.xp, n, wdt, fresh=fresh)
             wire, overflow = codec.encode(acc, self.job.compression, out=staged)
             if self.device.type == "cpu":
                 host = wire
             else:
-                host = wire.get(out=self._buffer("host", np, n, wdt, fresh=not reuse_output))
+                if out is None:
+                    out = self._buffer("host", np, n, wdt, fresh=not reuse_output)
+                host = wire.get(out=out)
         ordered = [stats[int(k)] for k, _ in shards]
         return GradientResult(
             job_id=self.job.job_id,
@@ -298,6 +312,13 @@ class GradientComputer:
             wire_overflow=overflow,
             nonfinite_shards=[s.index for s in ordered if not s.finite],
         )
+
+    def output_shape(self, micro_shard_ids: Sequence[int]) -> tuple[tuple[int, int], np.dtype]:
+        """The (blocks, numel) shape and dtype of the gradients a compute of these
+        micro-shards returns (for a caller that provides `out`)."""
+        blocks = maximal_blocks([int(k) for k in micro_shard_ids], self.job.num_micro_shards)
+        wdt = codec.numpy_wire_dtype(self.job.compression, self.layout.dtype)
+        return (len(blocks), self.layout.numel), np.dtype(wdt)
 
     def _buffer(self, key: str, xp, n_blocks: int, dtype, fresh: bool = False):
         """An (n_blocks, numel) array: kept and reused across calls unless `fresh`."""

@@ -10,18 +10,23 @@ already served, another layout, out-of-range micro-shards or sample indices get
 INVALID_ARGUMENT with the reason; a job that is not loaded gets FAILED_PRECONDITION (the
 coordinator loads it and retries); a draining worker answers UNAVAILABLE.
 
+The jobs a worker holds are a bounded cache (see `job_cache`): a full worker drops an idle
+job to load another, and answers RESOURCE_EXHAUSTED ("busy, ask again shortly") only while
+every job it holds is in use.
+
 Draining (SIGTERM in `shardgrad worker`): stop taking requests, report DRAINING and
 NOT_SERVING, let the requests in flight finish, deregister, then stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -34,7 +39,9 @@ from shardgrad.protos import coordinator_pb2, coordinator_pb2_grpc, worker_pb2
 from . import auth, messages, threads, wire
 from .compute import Cancelled, GradientComputer
 from .datasets import DatasetCache, DatasetUnavailable, check_sha256
-from .job import JobSpec
+from .job import GradientResult, JobSpec
+from .job_cache import BUSY_REFUSAL, JobCache
+from .shm import Attachments, SharedMemoryUnavailable, can_attach
 from .wire import WireError
 
 log = logging.getLogger("shardgrad.worker")
@@ -43,6 +50,7 @@ SERVICE = "shardgrad.v1.Worker"
 DEFAULT_HEARTBEAT_SECONDS = 2.0
 RPC_TIMEOUT = 10.0
 DATASET_TIMEOUT = 600.0
+DEFAULT_MAX_JOBS = 4
 
 
 class _Undecodable:
@@ -76,6 +84,8 @@ class _Job:
     response: worker_pb2.LoadJobResponse
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_step: int = -1
+    # The coordinator's shared-memory segments this job reads and writes (same machine only).
+    shared: Attachments = field(default_factory=Attachments)
 
 
 class CoordinatorLink:
@@ -177,15 +187,14 @@ class WorkerServicer:
         device: str = "cpu",
         threads_share: int | None = None,
         allowed_import_prefixes: Sequence[str] = (),
-        max_jobs: int = 4,
+        max_jobs: int = DEFAULT_MAX_JOBS,
     ) -> None:
+        self.jobs: JobCache[_Job] = JobCache(max_jobs)
         self.cache = cache
         self.fetch_dataset = fetch_dataset
         self.device = device
         self.threads_share = threads_share or threads.cpu_share()
         self.allowed_import_prefixes = tuple(allowed_import_prefixes)
-        self.max_jobs = max_jobs
-        self.jobs: dict[str, _Job] = {}
         self.draining = False
         self.served = 0
         self._inflight = 0
@@ -225,6 +234,11 @@ class WorkerServicer:
                 ),
                 # Raw bytes both ways: chunks are decoded and encoded without extra copies.
                 "ComputeGradients": grpc.stream_stream_rpc_method_handler(self.ComputeGradients),
+                "ComputeShared": grpc.unary_unary_rpc_method_handler(
+                    self.ComputeShared,
+                    request_deserializer=_lenient(worker_pb2.ComputeHeader),
+                    response_serializer=worker_pb2.ComputeResult.SerializeToString,
+                ),
                 "ReleaseJob": grpc.unary_unary_rpc_method_handler(
                     self.ReleaseJob,
                     request_deserializer=_lenient(worker_pb2.ReleaseJobRequest),
@@ -252,57 +266,81 @@ class WorkerServicer:
             held = self.jobs.get(spec.job_id)
             if held is not None:
                 if held.spec == spec:
-                    return held.response
+                    self.jobs.pin(spec.job_id)  # its compute follows: keep it till then
+                    return self._answer(held, request)
                 context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"job {spec.job_id} is already loaded with another configuration; "
                     "release it first",
                 )
-            if len(self.jobs) >= self.max_jobs:
+            if not self.jobs.reserve(spec.job_id):
                 context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"this worker holds {len(self.jobs)} jobs already (the most it takes)",
-                )
-            start = time.perf_counter()
-            try:
-                data = self.cache.get(spec.dataset_sha256, self.fetch_dataset)
-            except DatasetUnavailable as exc:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-            except grpc.RpcError as exc:
-                context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"could not fetch dataset {spec.dataset_sha256} from the coordinator: "
-                    f"{exc.code().name} {exc.details()}",
+                    f"{BUSY_REFUSAL}this worker holds {len(self.jobs)} jobs (its most, --max-jobs "
+                    f"{self.jobs.capacity}) and each is computing, about to, or owed to a job "
+                    "that asked earlier; ask again shortly",
                 )
             try:
-                computer = GradientComputer(
-                    spec,
-                    data,
-                    device=self.device,
-                    threads_share=self.threads_share,
-                    allowed_import_prefixes=self.allowed_import_prefixes,
-                )
-            except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
-                context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"cannot build job {spec.job_id}: {type(exc).__name__}: {exc}",
-                )
-            response = worker_pb2.LoadJobResponse(
-                job_id=spec.job_id,
-                layout_fingerprint=spec.layout.fingerprint,
-                device=str(computer.device),
-                num_samples=computer.num_samples,
-                load_seconds=time.perf_counter() - start,
-            )
-            self.jobs[spec.job_id] = _Job(spec, computer, response)
+                job = self._build(spec, context)
+            except BaseException:
+                self.jobs.cancel()
+                raise
+            self.jobs.put(spec.job_id, job)
             log.info("loaded job %s (%d parameters)", spec.job_id, spec.layout.numel)
-            return response
+            return self._answer(job, request)
+
+    @staticmethod
+    def _answer(job: _Job, request) -> worker_pb2.LoadJobResponse:
+        """The job's load response, saying whether this worker can attach the coordinator's
+        shared-memory probe (asked afresh each time: a restarted coordinator has a new one)."""
+        response = worker_pb2.LoadJobResponse()
+        response.CopyFrom(job.response)
+        response.shared_memory = can_attach(request.shm_probe)
+        return response
+
+    def _build(self, spec: JobSpec, context) -> _Job:
+        start = time.perf_counter()
+        try:
+            data = self.cache.get(spec.dataset_sha256, self.fetch_dataset)
+        except DatasetUnavailable as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except grpc.RpcError as exc:
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"could not fetch dataset {spec.dataset_sha256} from the coordinator: "
+                f"{exc.code().name} {exc.details()}",
+            )
+        try:
+            computer = GradientComputer(
+                spec,
+                data,
+                device=self.device,
+                threads_share=self.threads_share,
+                allowed_import_prefixes=self.allowed_import_prefixes,
+            )
+        except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"cannot build job {spec.job_id}: {type(exc).__name__}: {exc}",
+            )
+        response = worker_pb2.LoadJobResponse(
+            job_id=spec.job_id,
+            layout_fingerprint=spec.layout.fingerprint,
+            device=str(computer.device),
+            num_samples=computer.num_samples,
+            load_seconds=time.perf_counter() - start,
+        )
+        return _Job(spec, computer, response)
+
+    def held_jobs(self) -> list[str]:
+        """The ids of the jobs held now, sorted."""
+        return self.jobs.ids()
 
     # ------------------------------------------------------------------ ReleaseJob
     def ReleaseJob(self, request, context):  # noqa: N802
         _check_decoded(request, context)
         with self._load_lock:
-            job = self.jobs.pop(request.job_id, None)
+            job = self.jobs.pop(request.job_id)
         return worker_pb2.ReleaseJobResponse(released=job is not None)
 
     # ------------------------------------------------------------------ ComputeGradients
@@ -325,54 +363,128 @@ class WorkerServicer:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first ComputeRequest must be the header"
             )
-        job = self.jobs.get(header.job_id)
-        if job is None:
+        if header.HasField("shared"):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "shared-memory buffers go with ComputeShared; ComputeGradients streams them",
+            )
+        with self._locked_job(header, context) as job:
+            result = self._step(job, header, context, request_iterator)
+            yield worker_pb2.ComputeResponse(
+                header=messages.result_header(result)
+            ).SerializeToString()
+            # The job's lock is held until the reply is sent, so its buffer can be reused.
+            view = wire.byte_view(result.grads)
+            for a, b in wire.chunk_spans(len(view)):
+                yield wire.encode_chunk(2, a, view[a:b])
+
+    # ------------------------------------------------------------------ ComputeShared
+    def ComputeShared(self, request, context):  # noqa: N802
+        """ComputeGradients for a worker on the coordinator's machine: one header each way,
+        the parameters and gradients in the coordinator's shared-memory segments."""
+        _check_decoded(request, context)
+        self._enter(context)
+        try:
+            if not request.HasField("shared"):
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "ComputeShared needs header.shared; send parameters with ComputeGradients",
+                )
+            with self._locked_job(request, context) as job:
+                return messages.result_header(self._step(job, request, context), shared=True)
+        finally:
+            self._leave()
+
+    # ------------------------------------------------------------------ one step's share
+    @contextlib.contextmanager
+    def _locked_job(self, header, context) -> Iterator[_Job]:
+        """The header's job, held in use (not dropped to make room) and locked (one compute
+        at a time) for the duration."""
+        entry = self.jobs.begin(header.job_id)
+        if entry is None:
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"job {header.job_id!r} is not loaded on this worker; call LoadJob first",
             )
+        try:
+            job = entry.value
+            if not job.lock.acquire(timeout=_remaining(context)):
+                context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed waiting for the job's lock"
+                )
+            try:
+                yield job
+            finally:
+                job.lock.release()
+        finally:
+            self.jobs.end(entry)
+
+    def _step(self, job: _Job, header, context, request_iterator=None) -> GradientResult:
+        """Check the header, take the step's parameters (from shared memory, the request
+        stream, or those already held) and compute; the caller holds the job's lock."""
         shards = self._check_header(header, job, context)
-        if not job.lock.acquire(timeout=_remaining(context)):
+        if header.step < job.last_step:
             context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed waiting for the job's lock"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"stale request: step {header.step} is older than step {job.last_step}, "
+                "already served",
+            )
+        computer = job.computer
+        out = None
+        if header.HasField("shared"):
+            out = self._attach_shared(job, header, shards, context)
+        elif header.params_nbytes:
+            self._receive_params(request_iterator, header, computer, context)
+        elif computer.params_step != header.step:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"no parameters held for step {header.step} (holding "
+                f"{computer.params_step}); send them with the request",
+            )
+        job.last_step = header.step
+
+        def stop() -> bool:
+            return not context.is_active()
+
+        try:
+            return computer.compute(
+                header.step, shards, should_stop=stop, reuse_output=True, out=out
+            )
+        except Cancelled:
+            if _remaining(context) <= 0:
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed mid-step")
+            context.abort(grpc.StatusCode.CANCELLED, "cancelled by the caller")
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def _attach_shared(self, job: _Job, header, shards, context):
+        """Take the step's parameters from the coordinator's shared segment and return the
+        view of its grads segment that the gradients go into."""
+        shared, layout, computer = header.shared, job.spec.layout, job.computer
+        if header.params_nbytes:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "parameters come either in shared memory or as chunks, not both",
+            )
+        if shared.params_nbytes != layout.nbytes:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"shared.params_nbytes {shared.params_nbytes} != {layout.nbytes}",
+            )
+        shape, dtype = computer.output_shape([k for k, _ in shards])
+        need = shape[0] * shape[1] * dtype.itemsize
+        if shared.grads_capacity < need:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"shared.grads_capacity {shared.grads_capacity} < {need} bytes of gradients",
             )
         try:
-            if header.step < job.last_step:
-                context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"stale request: step {header.step} is older than step {job.last_step}, "
-                    "already served",
-                )
-            computer = job.computer
-            if header.params_nbytes:
-                self._receive_params(request_iterator, header, computer, context)
-            elif computer.params_step != header.step:
-                context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"no parameters held for step {header.step} (holding "
-                    f"{computer.params_step}); send them with the request",
-                )
-            job.last_step = header.step
-
-            def stop() -> bool:
-                return not context.is_active()
-
-            try:
-                # The job's lock is held until the reply is sent, so its buffer can be reused.
-                result = computer.compute(header.step, shards, should_stop=stop, reuse_output=True)
-            except Cancelled:
-                if _remaining(context) <= 0:
-                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed mid-step")
-                context.abort(grpc.StatusCode.CANCELLED, "cancelled by the caller")
-            except ValueError as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            reply = messages.result_header(result)
-            yield worker_pb2.ComputeResponse(header=reply).SerializeToString()
-            view = wire.byte_view(result.grads)
-            for a, b in wire.chunk_spans(len(view)):
-                yield wire.encode_chunk(2, a, view[a:b])
-        finally:
-            job.lock.release()
+            src = job.shared.get("params", shared.params, layout.nbytes)
+            dst = job.shared.get("grads", shared.grads, need, writable=True)
+        except SharedMemoryUnavailable as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        computer.set_params(src.array(layout.dtype, layout.numel), header.step)
+        return dst.array(dtype, shape[0] * shape[1]).reshape(shape)
 
     def _check_header(self, header, job: _Job, context) -> list:
         if header.layout_fingerprint != job.spec.layout.fingerprint:
@@ -438,6 +550,7 @@ class WorkerServer:
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
         max_threads: int = 8,
+        max_jobs: int = DEFAULT_MAX_JOBS,
     ) -> None:
         self.link = (
             CoordinatorLink(coordinator, token, channel_credentials) if coordinator else None
@@ -448,6 +561,7 @@ class WorkerServer:
             device=device,
             threads_share=threads_share,
             allowed_import_prefixes=allowed_import_prefixes,
+            max_jobs=max_jobs,
         )
         interceptors = [auth.BearerAuthInterceptor(token)] if token else []
         self.server = grpc.server(
@@ -521,7 +635,7 @@ class WorkerServer:
                     log.info("registered with %s as %s", link.target, link.worker_id)
                 else:
                     reply = link.heartbeat(
-                        self._state(), sorted(self.servicer.jobs), self.servicer.served
+                        self._state(), self.servicer.held_jobs(), self.servicer.served
                     )
                     if not reply.known:
                         registered = False  # the coordinator forgot us (restarted): register
@@ -557,7 +671,7 @@ class WorkerServer:
             try:
                 self.link.heartbeat(
                     coordinator_pb2.WORKER_STATE_DRAINING,
-                    sorted(self.servicer.jobs),
+                    self.servicer.held_jobs(),
                     self.servicer.served,
                 )
             except grpc.RpcError:

@@ -58,13 +58,15 @@ class GradientResult:
     """A worker's answer for one step.
 
     `grads[j]` is the sum of the gradients of the micro-shards in `blocks[j]`, in the wire
-    dtype of `compression` (bfloat16 as uint16); `block_arrays()` widens them back.
+    dtype of `compression` (bfloat16 as uint16); `block_arrays()` widens them back. A worker
+    that wrote them into a shared-memory segment answers with `grads` None; the receiver
+    puts its view of the segment there.
     """
 
     job_id: str
     step: int
     blocks: list[Block]
-    grads: np.ndarray
+    grads: np.ndarray | None
     compression: str
     param_dtype: str
     stats: list[ShardStat]

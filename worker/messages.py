@@ -32,8 +32,9 @@ def _json_object(text: str, what: str) -> dict:
     return value
 
 
-def job_to_request(spec: JobSpec) -> worker_pb2.LoadJobRequest:
+def job_to_request(spec: JobSpec, shm_probe: str = "") -> worker_pb2.LoadJobRequest:
     return worker_pb2.LoadJobRequest(
+        shm_probe=shm_probe,
         job_id=spec.job_id,
         model_json=json.dumps(spec.model, sort_keys=True),
         loss_json=json.dumps(spec.loss, sort_keys=True),
@@ -78,9 +79,15 @@ def job_from_request(req: worker_pb2.LoadJobRequest) -> JobSpec:
 
 
 def compute_header(
-    job_id: str, step: int, fingerprint: str, shards, params_nbytes: int
+    job_id: str,
+    step: int,
+    fingerprint: str,
+    shards,
+    params_nbytes: int,
+    shared: worker_pb2.SharedBuffers | None = None,
 ) -> worker_pb2.ComputeHeader:
     return worker_pb2.ComputeHeader(
+        shared=shared,
         job_id=job_id,
         step=step,
         layout_fingerprint=fingerprint,
@@ -112,8 +119,10 @@ def shards_from_header(header: worker_pb2.ComputeHeader, num_micro_shards: int) 
     return shards
 
 
-def result_header(result: GradientResult) -> worker_pb2.ComputeResult:
+def result_header(result: GradientResult, shared: bool = False) -> worker_pb2.ComputeResult:
+    """The reply header; `shared`: the gradients are in the request's shared grads segment."""
     return worker_pb2.ComputeResult(
+        grads_shared=shared,
         job_id=result.job_id,
         step=result.step,
         blocks=[worker_pb2.Block(level=lv, index=i) for lv, i in result.blocks],
@@ -141,9 +150,10 @@ _COMPRESSION_OF_DTYPE = {
 
 
 def result_from_header(
-    header: worker_pb2.ComputeResult, num_micro_shards: int, numel: int, grads: np.ndarray
+    header: worker_pb2.ComputeResult, num_micro_shards: int, numel: int, grads: np.ndarray | None
 ) -> GradientResult:
-    """The result a header describes, around the gradient array already received."""
+    """The result a header describes, around the gradient array already received (None for
+    gradients in shared memory, which the receiver views itself)."""
     if header.dtype not in _COMPRESSION_OF_DTYPE:
         raise WireError(f"gradients cannot travel as dtype {header.dtype}")
     blocks = [(b.level, b.index) for b in header.blocks]

@@ -7,6 +7,11 @@ dataset is put once per job the same way. Gradients come back as one (blocks, nu
 that Ray writes into the object store once; the actor builds it in a buffer it reuses, which
 is safe because Ray has serialised the return value before the next call starts.
 
+An actor on the coordinator's own machine skips the object store for the per-step buffers:
+`load_job` tells the pool whether the actor can attach its shared-memory probe, and
+`compute_shared` then reads the parameters from, and writes the gradients into, segments the
+pool names (see shardgrad.worker.shm). Only ids, stats and names travel through Ray.
+
 `import ray` happens only in `create_actors`, so this module imports without Ray.
 """
 
@@ -19,6 +24,7 @@ import numpy as np
 from .compute import GradientComputer
 from .job import GradientResult, JobSpec
 from .memory import retain_freed_memory
+from .shm import Attachments, can_attach
 
 
 class GradientActor:
@@ -34,13 +40,16 @@ class GradientActor:
         self.threads_share = threads_share
         self.allowed_import_prefixes = tuple(allowed_import_prefixes)
         self.jobs: dict[str, GradientComputer] = {}
+        self.attached: dict[str, Attachments] = {}
         retain_freed_memory()  # the actor's process is its own: steps reuse their pages
 
     def ping(self) -> str:
         return self.device
 
-    def load_job(self, spec: JobSpec, data: Mapping[str, np.ndarray]) -> dict:
-        """Build the job's model; `data` is the dataset's arrays (an ObjectRef put once)."""
+    def load_job(self, spec: JobSpec, data: Mapping[str, np.ndarray], shm_probe: str = "") -> dict:
+        """Build the job's model; `data` is the dataset's arrays (an ObjectRef put once).
+        `shm_probe` names the pool's probe segment: the answer says whether this actor can
+        use `compute_shared`."""
         held = self.jobs.get(spec.job_id)
         if held is not None:
             if held.job != spec:
@@ -62,6 +71,7 @@ class GradientActor:
             "num_samples": held.num_samples,
             "layout_fingerprint": spec.layout.fingerprint,
             "threads": held.threads,
+            "shared_memory": can_attach(shm_probe),
         }
 
     def compute(
@@ -79,7 +89,34 @@ class GradientActor:
         # Reusing the output buffer is safe: Ray serialises the result before the next call.
         return computer.compute(step, shards, reuse_output=True)
 
+    def compute_shared(
+        self,
+        job_id: str,
+        step: int,
+        params: tuple[str, int],
+        grads: tuple[str, int],
+        shards: Sequence[tuple[int, np.ndarray]],
+    ) -> GradientResult:
+        """`compute` through shared memory: `params` and `grads` are (segment name, bytes).
+        The result's `grads` is None: the blocks are in the grads segment, in order."""
+        computer = self.jobs.get(job_id)
+        if computer is None:
+            raise ValueError(f"job {job_id!r} is not loaded on this actor; call load_job first")
+        segments = self.attached.setdefault(job_id, Attachments())
+        layout = computer.layout
+        src = segments.get("params", params[0], params[1])
+        computer.set_params(src.array(layout.dtype, layout.numel), step)
+        shape, dtype = computer.output_shape([k for k, _ in shards])
+        dst = segments.get("grads", grads[0], grads[1], writable=True)
+        out = dst.array(dtype, shape[0] * shape[1]).reshape(shape)
+        result = computer.compute(step, shards, out=out)
+        result.grads = None
+        return result
+
     def release_job(self, job_id: str) -> bool:
+        attached = self.attached.pop(job_id, None)
+        if attached is not None:
+            attached.close()
         return self.jobs.pop(job_id, None) is not None
 
 

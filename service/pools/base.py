@@ -64,8 +64,9 @@ class DispatchResult:
     blocks: dict[tuple[int, int], np.ndarray]
     shards: list[ShardStat]
     compute_seconds: float
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # over the wire or through Ray's object store
     bytes_received: int = 0
+    bytes_shared: int = 0  # gradient bytes read in place from shared memory
     extra: dict = field(default_factory=dict)
 
 
@@ -108,6 +109,13 @@ class WorkerPool(ABC):
     ) -> Future:
         """Start one worker's share of a step; the future gives a DispatchResult or raises
         WorkerError. `deadline` is a `time.monotonic()` value the worker should give up at."""
+
+    def param_buffer(self, job_id: str, numel: int, dtype) -> np.ndarray:
+        """A zeroed buffer for the job's flat parameters, which the loop's optimizer updates in
+        place and passes (as `StepPayload.params`) to every step. Pools whose workers can map
+        memory of this machine hand out shared memory here, so a step's parameters reach
+        those workers without a copy; the default is private memory."""
+        return np.zeros(numel, dtype=dtype)
 
     def report_failure(self, worker_id: str, reason: str) -> None:  # noqa: B027 - optional hook
         """The loop's verdict that a worker failed or missed a deadline. The default keeps no

@@ -7,9 +7,19 @@ is dropped from the live set (its micro-shards go to the others within the same 
 worker that was dropped but is still alive learns so from its next heartbeat (`known=False`)
 and registers again under the same id.
 
+A worker that is full is busy, not dead: it holds a bounded number of jobs, drops an idle one
+to load another, and answers RESOURCE_EXHAUSTED only while every job it holds is in use. The
+dispatch then waits (growing, jittered pauses, within the step's deadline) and asks again; a
+job the worker dropped gets FAILED_PRECONDITION on its next compute and is loaded again.
+Neither answer takes the worker out of the pool, and neither changes a result: the step's
+parameters travel with every compute request.
+
 Dispatch goes through `shardgrad.worker.client`: a step's parameters are encoded into chunk
 messages once and the same bytes go to every worker; a job is loaded onto a worker lazily,
-before the first share of it the worker computes.
+before the first share of it the worker computes. A worker on the coordinator's own machine
+(one that could attach the pool's shared-memory probe when it loaded the job) reads the
+parameters from, and writes its gradients into, shared-memory segments instead (see .shared):
+its requests and replies are then headers alone.
 
 Scaling: `scale(n)` sets how many workers get work. With a launcher (`serve --local-workers`)
 the pool starts or stops local worker processes to match; a stopped process drains (finishes
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import re
 import threading
 import time
@@ -36,11 +47,16 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 
+from shardgrad.protos import worker_pb2
+from shardgrad.worker import codec
 from shardgrad.worker.client import ParamPayload, WorkerClient
+from shardgrad.worker.job_cache import BUSY_REFUSAL
+from shardgrad.worker.reduction import maximal_blocks
 from shardgrad.worker.wire import WireError
 
 from ..datasets import Dataset
 from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
+from .shared import SharedSteps
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +85,7 @@ class RemoteWorker:
     inflight: int = 0
     process: object | None = None  # a launcher.LocalProcess when this pool started it
     loaded: set[str] = field(default_factory=set)  # jobs this pool has loaded on it
+    shared: set[str] = field(default_factory=set)  # loaded jobs it reaches by shared memory
     load_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -93,6 +110,29 @@ class RemoteWorker:
         }
 
 
+def _busy(exc: grpc.RpcError) -> bool:
+    """Whether a worker refused a load because every job it holds is in use."""
+    details = exc.details() or ""
+    return exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith(BUSY_REFUSAL)
+
+
+class _Pause:
+    """Growing, jittered waits between tries at a busy worker, cut short when the pool
+    closes. The jitter keeps jobs that wait on one worker from asking in lockstep."""
+
+    FIRST, LONGEST = 0.005, 0.1
+
+    def __init__(self, closed: threading.Event, worker_id: str) -> None:
+        self.closed, self.worker_id = closed, worker_id
+        self.delay = self.FIRST
+
+    def wait(self, left: float) -> None:
+        delay = min(left, self.delay * random.uniform(0.5, 1.0))
+        self.delay = min(self.delay * 2, self.LONGEST)
+        if self.closed.wait(delay):
+            raise WorkerError(self.worker_id, "the pool is closing")
+
+
 class GrpcPool(WorkerPool):
     """Workers that registered over gRPC; see the module docstring."""
 
@@ -108,6 +148,7 @@ class GrpcPool(WorkerPool):
         compute_threads: int = 0,
         rpc_timeout: float = 60.0,
         max_threads: int = 64,
+        shared_memory: bool = True,
     ) -> None:
         super().__init__()
         self.token = token
@@ -128,6 +169,7 @@ class GrpcPool(WorkerPool):
         self._jobs: dict[str, JobSpec] = {}
         self._encoded: dict[str, tuple[StepPayload, ParamPayload]] = {}
         self._starting = 0  # local processes started that have not registered yet
+        self._shared = SharedSteps() if shared_memory else None
         self._ids = itertools.count()
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="sg-grpc")
         self._closed = threading.Event()
@@ -285,9 +327,12 @@ class GrpcPool(WorkerPool):
                 return False
             record = worker.describe()
             record["state"] = LOST
+            record["reason"] = reason  # why it left, for the event log
             self._lost.append(record)
         log.log(level, "worker %s left the pool: %s", worker_id, reason)
         worker.client.close()
+        if self._shared is not None:
+            self._shared.forget_worker(worker_id)
         self._rebalance()
         self._notify()
         return True
@@ -373,6 +418,9 @@ class GrpcPool(WorkerPool):
             holders = [w for w in self._workers.values() if job_id in w.loaded]
             for w in holders:
                 w.loaded.discard(job_id)
+                w.shared.discard(job_id)
+        if self._shared is not None:
+            self._shared.release(job_id)
         for w in holders:
             self._executor.submit(self._release_on, w, job_id)
 
@@ -383,7 +431,8 @@ class GrpcPool(WorkerPool):
             log.info("worker %s: releasing job %s: %s", worker.id, job_id, exc.code().name)
 
     def _params(self, job_id: str, payload: StepPayload) -> ParamPayload:
-        """The step's parameters as chunk messages, encoded once for all its workers."""
+        """The step's parameters as chunk messages, encoded once for all its workers (on the
+        first share that goes over the wire)."""
         with self._lock:
             held = self._encoded.get(job_id)
             if held is not None and held[0] is payload:
@@ -392,6 +441,10 @@ class GrpcPool(WorkerPool):
         with self._lock:
             self._encoded[job_id] = (payload, encoded)
         return encoded
+
+    def param_buffer(self, job_id: str, numel: int, dtype):
+        held = self._shared.param_buffer(job_id, numel, dtype) if self._shared else None
+        return held if held is not None else super().param_buffer(job_id, numel, dtype)
 
     def dispatch(
         self,
@@ -408,20 +461,19 @@ class GrpcPool(WorkerPool):
             raise WorkerError(worker_id, "not a registered worker of this pool")
         if spec is None:
             raise WorkerError(worker_id, f"job {job_id} is not loaded")
-        params = self._params(job_id, payload)
         shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
         with self._lock:
             worker.inflight += 1
         try:
-            return self._executor.submit(self._run, worker, spec, payload, shards, params, deadline)
+            return self._executor.submit(self._run, worker, spec, payload, shards, deadline)
         except RuntimeError as exc:  # executor shut down: the pool is closing
             with self._lock:
                 worker.inflight -= 1
             raise WorkerError(worker_id, str(exc)) from None
 
-    def _run(self, worker, spec, payload, shards, params, deadline) -> DispatchResult:
+    def _run(self, worker, spec, payload, shards, deadline) -> DispatchResult:
         try:
-            return self._compute(worker, spec, payload, shards, params, deadline)
+            return self._compute(worker, spec, payload, shards, deadline)
         except grpc.RpcError as exc:
             raise WorkerError(worker.id, f"{exc.code().name}: {exc.details()}") from None
         except (WireError, ValueError) as exc:
@@ -430,44 +482,108 @@ class GrpcPool(WorkerPool):
             with self._lock:
                 worker.inflight -= 1
 
-    def _compute(self, worker, spec, payload, shards, params, deadline) -> DispatchResult:
+    def _compute(self, worker, spec, payload, shards, deadline) -> DispatchResult:
         def left() -> float:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerError(worker.id, "deadline passed before the call")
             return remaining
 
-        self._ensure_loaded(worker, spec, left)
-        try:
-            result = worker.client.compute(spec, payload.step, shards, params, timeout=left())
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                raise
-            # The worker no longer holds the job (it restarted under the same id): load again.
-            with worker.load_lock:
-                worker.loaded.discard(spec.job_id)
-            self._ensure_loaded(worker, spec, left)
-            result = worker.client.compute(spec, payload.step, shards, params, timeout=left())
-        sent = params.nbytes + sum(int(idx.nbytes) for _, idx in shards)
+        pause = _Pause(self._closed, worker.id)
+        released = False
+        shared = params = None  # the share's buffers: chosen once, kept across retries
+        while True:
+            with self._lock:
+                if spec.job_id not in self._jobs:
+                    # Its loop ended while this share waited: loading it would only take a
+                    # place on the worker that another job needs.
+                    raise WorkerError(worker.id, f"job {spec.job_id} was released")
+            try:
+                self._ensure_loaded(worker, spec, left, release=not released)
+            except grpc.RpcError as exc:
+                if not _busy(exc):
+                    raise
+                # The worker holds as many jobs as it takes and all are in use: it is busy,
+                # not broken. Ask again once one of them is idle and can make room.
+                released = True
+                pause.wait(left())
+                continue
+            released = True
+            if shared is None and params is None:
+                if spec.job_id in worker.shared:
+                    shared = self._shared_buffers(spec, worker, payload, shards)
+                if shared is None:
+                    params = self._params(spec.job_id, payload)
+            try:
+                result = worker.client.compute(
+                    spec, payload.step, shards, params, timeout=left(), shared=shared
+                )
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                # The worker no longer holds the job: it dropped it to make room for another
+                # (it holds a bounded number), or it restarted under the same id. Load again;
+                # the parameters travel with every request, so nothing else is lost.
+                with worker.load_lock:
+                    worker.loaded.discard(spec.job_id)
+                pause.wait(left())
+                continue
+            break
+        sent = sum(int(idx.nbytes) for _, idx in shards)
+        received = shared_bytes = 0
+        if result.grads is None:  # in the worker's shared-memory segment
+            dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
+            shape = (len(result.blocks), spec.layout.numel)
+            result.grads = self._shared.grads_view(spec.job_id, worker.id, dtype, shape)
+            shared_bytes = int(result.grads.nbytes)
+        else:
+            sent += params.nbytes
+            received = int(result.grads.nbytes)
         return DispatchResult(
             worker_id=worker.id,
             blocks=result.block_arrays(),
             shards=list(result.stats),
             compute_seconds=result.compute_seconds,
             bytes_sent=sent,
-            bytes_received=int(result.grads.nbytes),
+            bytes_received=received,
+            bytes_shared=shared_bytes,
             extra={"wire_overflow": result.wire_overflow},
         )
 
-    def _ensure_loaded(self, worker: RemoteWorker, spec: JobSpec, left) -> None:
+    def _shared_buffers(self, spec: JobSpec, worker, payload: StepPayload, shards):
+        """The share's shared-memory segments, or None to send it over the wire."""
+        params = self._shared.params(spec.job_id, payload)
+        if params is None:
+            return None
+        n_blocks = len(maximal_blocks([k for k, _ in shards], spec.num_micro_shards))
+        itemsize = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype).itemsize
+        grads = self._shared.grads(
+            spec.job_id, worker.id, payload.step, n_blocks * spec.layout.numel * itemsize
+        )
+        if grads is None:
+            return None
+        return worker_pb2.SharedBuffers(
+            params=params[0], params_nbytes=params[1], grads=grads[0], grads_capacity=grads[1]
+        )
+
+    def _ensure_loaded(
+        self, worker: RemoteWorker, spec: JobSpec, left, release: bool = True
+    ) -> None:
         with worker.load_lock:
             if spec.job_id in worker.loaded:
                 return
-            # A worker that outlived an earlier coordinator may still hold this job at a later
-            # step than the one resumed from; release it so the worker accepts the step.
-            worker.client.release_job(spec.job_id, timeout=left())
-            worker.client.load_job(spec, timeout=left())
+            if release:
+                # A worker that outlived an earlier coordinator may still hold this job at a
+                # later step than the one resumed from; release it so the worker accepts the
+                # step.
+                worker.client.release_job(spec.job_id, timeout=left())
+            probe = self._shared.probe_name if self._shared is not None else ""
+            reply = worker.client.load_job(spec, timeout=left(), shm_probe=probe)
             worker.loaded.add(spec.job_id)
+            if reply.shared_memory:
+                worker.shared.add(spec.job_id)
+            else:
+                worker.shared.discard(spec.job_id)
 
     # ------------------------------------------------------------------ shutdown
     def close(self) -> None:
@@ -481,6 +597,8 @@ class GrpcPool(WorkerPool):
             self._encoded.clear()
         for w in workers:
             w.client.close()
+        if self._shared is not None:
+            self._shared.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._monitor.join(timeout=5)
         self._notify()

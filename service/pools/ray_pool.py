@@ -9,6 +9,12 @@ before its first share of it. Per step, the flat parameters are put once (`ray.p
 same reference goes to every actor; the gradients come back through the object store and
 are read in place.
 
+Actors on the coordinator's machine (those that can attach the pool's shared-memory probe,
+found out when they load a job) skip the object store for the per-step buffers: they read the
+parameters from, and write their gradients into, shared-memory segments the pool owns (see
+.shared). A job's first share on an actor goes through the object store while the actor's
+answer to the probe is on its way.
+
 An actor counts as live once it has answered a ping. `scale(n)` starts actors or retires the
 newest ones: a retired actor gets no new work and is killed once its calls in flight are
 done, so scaling takes effect at the next step. An actor that fails or misses a deadline is
@@ -24,10 +30,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from shardgrad.worker import codec
 from shardgrad.worker.ray_actor import create_actors
+from shardgrad.worker.reduction import maximal_blocks
 
 from ..datasets import Dataset
 from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
+from .shared import SharedSteps
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ class _Actor:
     device: str = ""
     inflight: int = 0
     loaded: dict[str, object] = field(default_factory=dict)  # job id -> load_job ObjectRef
+    shared: dict[str, bool] = field(default_factory=dict)  # job id -> can use shared memory
 
     def describe(self) -> dict:
         if self.state == DRAINING:
@@ -76,6 +86,7 @@ class RayPool(WorkerPool):
         allowed_import_prefixes: Sequence[str] = (),
         init_kwargs: dict | None = None,
         actor_options: dict | None = None,
+        shared_memory: bool = True,
     ) -> None:
         super().__init__()
         import ray  # noqa: PLC0415 - Ray is only needed by this pool
@@ -104,6 +115,7 @@ class RayPool(WorkerPool):
         self._params: dict[str, tuple[StepPayload, object]] = {}
         self._ids = itertools.count()
         self._closed = False
+        self._shared = SharedSteps() if shared_memory else None
         # Ray runs future callbacks on its own thread, where blocking Ray calls must not run;
         # results are turned into DispatchResults (and failed actors killed) here instead.
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-ray-results")
@@ -151,6 +163,8 @@ class RayPool(WorkerPool):
             actor = self._actors.pop(actor_id, None)
         if actor is None:
             return
+        if self._shared is not None:
+            self._shared.forget_worker(actor_id)
         try:
             self._ray.kill(actor.handle, no_restart=True)
         except Exception as exc:  # noqa: BLE001 - already gone
@@ -204,12 +218,17 @@ class RayPool(WorkerPool):
             self._jobs[spec.job_id] = (spec, data)
             for a in self._actors.values():
                 a.loaded.pop(spec.job_id, None)
+                a.shared.pop(spec.job_id, None)
 
     def release_job(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
             self._params.pop(job_id, None)
             holders = [a for a in self._actors.values() if a.loaded.pop(job_id, None) is not None]
+            for a in holders:
+                a.shared.pop(job_id, None)
+        if self._shared is not None:
+            self._shared.release(job_id)
         for a in holders:
             a.handle.release_job.remote(job_id)  # fire and forget: unknown ids are no error
 
@@ -223,6 +242,10 @@ class RayPool(WorkerPool):
         with self._lock:
             self._params[job_id] = (payload, ref)
         return ref
+
+    def param_buffer(self, job_id: str, numel: int, dtype):
+        held = self._shared.param_buffer(job_id, numel, dtype) if self._shared else None
+        return held if held is not None else super().param_buffer(job_id, numel, dtype)
 
     def dispatch(
         self,
@@ -243,17 +266,35 @@ class RayPool(WorkerPool):
             load = actor.loaded.get(job_id)
             if load is None:
                 # Calls from one caller to an actor run in order: the load precedes the step.
-                load = actor.loaded[job_id] = actor.handle.load_job.remote(spec, data)
+                probe = self._shared.probe_name if self._shared is not None else ""
+                load = actor.loaded[job_id] = actor.handle.load_job.remote(spec, data, probe)
+            shared = actor.shared.get(job_id, False)
             actor.inflight += 1
-        params = self._params_ref(job_id, payload)
         shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
-        sent = payload.params.nbytes + sum(int(idx.nbytes) for _, idx in shards)
-        ref = actor.handle.compute.remote(job_id, payload.step, params, shards)
+        sent = sum(int(idx.nbytes) for _, idx in shards)
+        buffers = self._shared_buffers(spec, actor, payload, micro_shard_ids) if shared else None
+        if buffers is not None:
+            ref = actor.handle.compute_shared.remote(job_id, payload.step, *buffers, shards)
+        else:
+            sent += payload.params.nbytes
+            params = self._params_ref(job_id, payload)
+            ref = actor.handle.compute.remote(job_id, payload.step, params, shards)
         out: Future = Future()
         ref.future().add_done_callback(
-            lambda fut: self._defer(self._finish, actor, load, fut, out, sent)
+            lambda fut: self._defer(self._finish, actor, spec, load, fut, out, sent)
         )
         return out
+
+    def _shared_buffers(self, spec: JobSpec, actor: _Actor, payload: StepPayload, ids):
+        """(params, grads) segments for a same-machine actor's share, or None for the wire."""
+        params = self._shared.params(spec.job_id, payload)
+        if params is None:
+            return None
+        n_blocks = len(maximal_blocks([int(k) for k in ids], spec.num_micro_shards))
+        itemsize = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype).itemsize
+        nbytes = n_blocks * spec.layout.numel * itemsize
+        grads = self._shared.grads(spec.job_id, actor.id, payload.step, nbytes)
+        return None if grads is None else (params, grads)
 
     def _defer(self, fn, *args) -> None:
         try:
@@ -261,7 +302,7 @@ class RayPool(WorkerPool):
         except RuntimeError:  # the pool closed: nobody waits for this any more
             pass
 
-    def _finish(self, actor: _Actor, load, fut: Future, out: Future, sent: int) -> None:
+    def _finish(self, actor: _Actor, spec: JobSpec, load, fut: Future, out: Future, sent: int):
         kill = False
         with self._lock:
             actor.inflight -= 1
@@ -269,13 +310,23 @@ class RayPool(WorkerPool):
                 kill = True
         try:
             result = fut.result()
+            received = shared_bytes = 0
+            if result.grads is None:  # written into the actor's shared-memory segment
+                dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
+                shape = (len(result.blocks), spec.layout.numel)
+                result.grads = self._shared.grads_view(spec.job_id, actor.id, dtype, shape)
+                shared_bytes = int(result.grads.nbytes)
+            else:
+                received = int(result.grads.nbytes)
+                self._learn_shared(actor, spec.job_id, load)
             value = DispatchResult(
                 worker_id=actor.id,
                 blocks=result.block_arrays(),
                 shards=list(result.stats),
                 compute_seconds=result.compute_seconds,
                 bytes_sent=sent,
-                bytes_received=int(result.grads.nbytes),
+                bytes_received=received,
+                bytes_shared=shared_bytes,
                 extra={"wire_overflow": result.wire_overflow},
             )
         except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
@@ -287,6 +338,19 @@ class RayPool(WorkerPool):
                 out.set_exception(value)
             else:
                 out.set_result(value)
+
+    def _learn_shared(self, actor: _Actor, job_id: str, load) -> None:
+        """After a share through the object store, read the actor's answer to the probe
+        (its load finished before the share did) to pick the path of its next shares."""
+        if self._shared is None or job_id in actor.shared:
+            return
+        try:
+            info = self._ray.get(load, timeout=5)
+        except Exception:  # noqa: BLE001 - keep the object store for this actor
+            info = {}
+        with self._lock:
+            if actor.loaded.get(job_id) is load:
+                actor.shared[job_id] = bool(info.get("shared_memory", False))
 
     def _explain(self, exc: Exception, load) -> str:
         """The failure's cause: a failed load_job explains a 'not loaded' compute."""
@@ -307,6 +371,8 @@ class RayPool(WorkerPool):
             self._params.clear()
         for actor_id in actors:
             self._kill(actor_id)
+        if self._shared is not None:
+            self._shared.close()
         self._finisher.shutdown(wait=False, cancel_futures=True)
         if self._owns_ray:
             self._ray.shutdown()

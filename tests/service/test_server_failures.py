@@ -60,6 +60,23 @@ def test_one_two_and_three_workers_with_one_killed_give_the_same_bytes(procs, tm
     for job in (one, two, three):
         assert server.model(job.job_id) == expected
     assert first.proc.poll() is None
+    # The workers share the coordinator's machine: gradients came through shared memory.
+    events = server.metrics(two.job_id)
+    assert {e.values["bytes_received"] for e in events} == {0}
+    assert min(e.values["bytes_shared"] for e in events) > 0
+
+
+def test_without_shared_memory_the_wire_gives_the_same_bytes(procs, tmp_path, references):
+    server = procs.coordinator(tmp_path / "state", "--no-shared-memory")
+    procs.worker(server.address, server.token)
+    procs.worker(server.address, server.token)
+    server.wait_workers(2)
+    job = server.submit(SHORT)
+    server.wait_succeeded(job.job_id)
+    events = server.metrics(job.job_id)
+    assert min(e.values["bytes_received"] for e in events) > 0
+    assert {e.values["bytes_shared"] for e in events} == {0}
+    assert server.model(job.job_id) == references(SHORT)
 
 
 def test_a_silent_worker_is_dropped_then_rejoins(procs, tmp_path):

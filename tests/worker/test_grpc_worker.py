@@ -301,3 +301,58 @@ def test_cuda_worker_round_trip(fake_coordinator, tmp_path, job):
         server.stop(grace=None)
     expected = _local(spec, data, flat, 0, cut(64, 8))
     np.testing.assert_allclose(result.grads, expected.grads, rtol=1e-4, atol=1e-5)
+
+
+def test_a_worker_on_this_machine_computes_through_shared_memory(client, job):
+    """The probe is answered at load; ComputeShared then reads the parameters from and writes
+    the gradients into the coordinator's segments, equal bit for bit to the streamed call,
+    and malformed shared requests are refused without harming the job."""
+    from shardgrad.service.pools.base import StepPayload
+    from shardgrad.service.pools.shared import SharedSteps
+
+    spec, data, flat = job
+    steps = SharedSteps()
+    try:
+        assert client.load_job(spec, shm_probe=steps.probe_name).shared_memory is True
+        assert client.load_job(spec, shm_probe="").shared_memory is False
+        assert client.load_job(spec, shm_probe=steps.probe_name[:-1] + "x").shared_memory is False
+        shards = [cut(48, 8)[i] for i in (2, 3, 4)]
+        params = steps.params(spec.job_id, StepPayload(spec.job_id, 3, flat, []))
+        grads = steps.grads(spec.job_id, "w", 3, 2 * spec.layout.nbytes)
+        shared = worker_pb2.SharedBuffers(
+            params=params[0], params_nbytes=params[1], grads=grads[0], grads_capacity=grads[1]
+        )
+        result = client.compute(spec, 3, shards, None, shared=shared)
+        assert result.grads is None and result.blocks == [(1, 1), (0, 4)]
+        seen = steps.grads_view(spec.job_id, "w", np.float32, (2, spec.layout.numel))
+        assert seen.tobytes() == _local(spec, data, flat, 3, shards).grads.tobytes()
+
+        small = worker_pb2.SharedBuffers()
+        small.CopyFrom(shared)
+        small.grads_capacity = spec.layout.nbytes
+        code, details = _abort_code(lambda: client.compute(spec, 4, shards, None, shared=small))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "grads_capacity" in details
+        gone = worker_pb2.SharedBuffers()
+        gone.CopyFrom(shared)
+        gone.params = steps.probe_name[:-1] + ("0" if steps.probe_name[-1] != "0" else "1")
+        code, details = _abort_code(lambda: client.compute(spec, 4, shards, None, shared=gone))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "cannot open" in details
+        # Shared buffers on the streaming call are refused too.
+        raw = client._compute(
+            iter(
+                [
+                    worker_pb2.ComputeRequest(
+                        header=worker_pb2.ComputeHeader(job_id=spec.job_id, step=4, shared=shared)
+                    ).SerializeToString()
+                ]
+            ),
+            timeout=10,
+            metadata=client._metadata,
+        )
+        code, details = _abort_code(lambda: list(raw))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "ComputeShared" in details
+
+        again = client.compute(spec, 5, shards, None, shared=shared)  # the job is unharmed
+        assert again.blocks == result.blocks
+    finally:
+        steps.close()

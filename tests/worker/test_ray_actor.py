@@ -76,3 +76,40 @@ def test_100mb_parameters_cross_ray(ray_session, actors):
     assert result.grads.shape == (1, 25_005_000)
     assert np.array_equal(result.grads, expected.grads)
     ray.get(actors[1].release_job.remote(spec.job_id), timeout=30)
+
+
+def test_an_actor_on_this_machine_computes_through_shared_memory(ray_session, actors):
+    """The probe says the actor shares this machine; its shared-memory share then equals
+    the object-store share bit for bit, and only ids and stats travel through Ray."""
+    from shardgrad.service.pools.base import StepPayload
+    from shardgrad.service.pools.shared import SharedSteps
+
+    ray = ray_session
+    sg.manual_seed(5)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3))
+    spec, data, flat = make_job(model, n=40, k=4, seed=2, job_id="shared")
+    steps = SharedSteps()
+    try:
+        info = ray.get(actors[0].load_job.remote(spec, ray.put(data), steps.probe_name), timeout=60)
+        assert info["shared_memory"] is True
+        assert (
+            ray.get(actors[1].load_job.remote(spec, ray.put(data), ""), timeout=60)["shared_memory"]
+            is False
+        )
+        shards = cut(40, 4)[1:3]
+        params = steps.params(spec.job_id, StepPayload(spec.job_id, 3, flat, []))
+        grads = steps.grads(spec.job_id, "a0", 3, 2 * spec.layout.nbytes)
+        result = ray.get(
+            actors[0].compute_shared.remote(spec.job_id, 3, params, grads, shards), timeout=60
+        )
+        assert result.grads is None
+        shape = (len(result.blocks), spec.layout.numel)
+        view = steps.grads_view(spec.job_id, "a0", np.float32, shape)
+        expected = _local(spec, data, flat, 3, shards)
+        assert result.blocks == expected.blocks
+        assert view.tobytes() == expected.grads.tobytes()
+        assert [s.loss for s in result.stats] == [s.loss for s in expected.stats]
+    finally:
+        for a in actors:
+            ray.get(a.release_job.remote(spec.job_id), timeout=30)
+        steps.close()
