@@ -50,6 +50,8 @@ EOF
 # The most telling files first: if the time runs out, the op tables are what is cut.
 TESTS="tests/cuda/test_cuda_device.py tests/cuda/test_cuda_training.py tests/cuda/test_cuda_nn.py \
 tests/core/test_optim.py tests/cuda/test_cuda_ops.py"
+# The GPU worker's own tests: a second session, as tests/worker has a conftest of its own.
+WORKER_TESTS="tests/worker/test_compute.py tests/worker/test_shm.py"
 MARK="cuda"
 [ "$DRY" = "--dry-run" ] && MARK="not cuda"  # no GPU: the same tests on the fake device
 PLUGINS=""
@@ -61,6 +63,11 @@ T0=$(date +%s)
 timeout -k 5 "$TEST_S" $PY -m pytest -v -p no:cacheprovider -o addopts="" -m "$MARK" \
   --maxfail=40 -W ignore::RuntimeWarning $PLUGINS $TESTS >"$OUT/pytest_cuda.log" 2>&1
 TEST_RC=$?
+# shellcheck disable=SC2086
+timeout -k 5 60 $PY -m pytest -v -p no:cacheprovider -o addopts="" -m "$MARK" \
+  -W ignore::RuntimeWarning $WORKER_TESTS >>"$OUT/pytest_cuda.log" 2>&1
+WORKER_RC=$?
+[ $TEST_RC -eq 0 ] && TEST_RC=$WORKER_RC
 TEST_WALL=$(( $(date +%s) - T0 ))
 tail -3 "$OUT/pytest_cuda.log"
 

@@ -172,3 +172,34 @@ def test_parameters_kept_in_the_param_buffer_reach_workers_without_a_copy():
         assert seen.tolist() == [2, 4, 6, 8, 10, 12]
     finally:
         steps.close()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not sg.backend.cuda_is_available(), reason="needs a CUDA GPU and cupy")
+@pytest.mark.parametrize("compression", ["none", "bf16"])
+def test_a_cuda_worker_computes_into_shared_memory(compression):
+    """A GPU worker on the coordinator's machine: parameters from the host segment reach the
+    device, and the gradients come back into the grads segment equal to its own buffer."""
+    sg.manual_seed(6)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    spec, data, flat = make_job(model, n=48, k=8, seed=1, compression=compression)
+    shards = cut(48, 8)[:5]
+    gpu = GradientComputer(spec, data, device="cuda")
+    gpu.set_params(flat, step=2)
+    plain = gpu.compute(2, shards)
+    steps = SharedSteps()
+    try:
+        pname, pbytes = steps.params(spec.job_id, StepPayload(spec.job_id, 2, flat, []))
+        shape, dtype = gpu.output_shape([k for k, _ in shards])
+        gname, gbytes = steps.grads(spec.job_id, "w", 2, shape[0] * shape[1] * dtype.itemsize)
+        held = shm.Attachments()
+        worker = GradientComputer(spec, data, device="cuda")
+        src = held.get("params", pname, pbytes)
+        worker.set_params(src.array(spec.layout.dtype, spec.layout.numel), step=2)
+        out = held.get("grads", gname, gbytes, writable=True).array(dtype, shape[0] * shape[1])
+        worker.compute(2, shards, out=out.reshape(shape))
+        seen = steps.grads_view(spec.job_id, "w", dtype, shape)
+        assert seen.tobytes() == plain.grads.tobytes()
+        held.close()
+    finally:
+        steps.close()
