@@ -38,8 +38,9 @@ def dist_step_table(data: dict) -> str:
         f"| PyTorch DDP (gloo) | 2 ranks | {data['ddp_ms']:.1f} | - | - |",
     ]
     for run in data["runs"]:
+        wire = " (wire)" if run.get("transport") == "wire" else ""
         rows.append(
-            f"| shardgrad, {run['pool']} pool | {run['workers']} | {run['ms_per_step']:.1f} | "
+            f"| shardgrad, {run['pool']} pool{wire} | {run['workers']} | {run['ms_per_step']:.1f} | "
             f"{run['worker_compute_ms']:.1f} | {run['overhead_share']:.0%} |"
         )
     return "\n".join(rows)
