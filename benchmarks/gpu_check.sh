@@ -50,7 +50,7 @@ EOF
 # The most telling files first: if the time runs out, the op tables are what is cut.
 TESTS="tests/cuda/test_cuda_device.py tests/cuda/test_cuda_training.py tests/cuda/test_cuda_nn.py \
 tests/core/test_optim.py tests/cuda/test_cuda_ops.py"
-# The GPU worker's own tests: a second session, as tests/worker has a conftest of its own.
+# The GPU worker's own tests, in a second pytest run: tests/worker has a conftest of its own.
 WORKER_TESTS="tests/worker/test_compute.py tests/worker/test_shm.py"
 MARK="cuda"
 [ "$DRY" = "--dry-run" ] && MARK="not cuda"  # no GPU: the same tests on the fake device
