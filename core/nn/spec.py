@@ -113,6 +113,18 @@ def _decode(value: Any, where: str, allowed_prefixes, module=None) -> Any:
     raise ValueError(f"{where}: unsupported value of type {type(value).__name__}")
 
 
+def _raw_arguments(spec: dict, label: str) -> tuple[list, dict]:
+    """A layer spec's `args` and `kwargs` as JSON gives them, checked for shape (not decoded)."""
+    _only_keys(spec, {"type", "import", "args", "kwargs"}, label)
+    args = spec.get("args", [])
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(args, list):
+        raise ValueError(f"{label}: 'args' must be a list")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{label}: 'kwargs' must be a dict with string keys")
+    return args, kwargs
+
+
 def _only_keys(d: dict, allowed: set, where: str) -> None:
     extra = set(d) - allowed
     if extra:
@@ -245,13 +257,7 @@ def from_spec(spec: dict, allowed_prefixes: list[str] | tuple[str, ...] | None =
     else:
         cls = _import_class(spec["import"], allowed_prefixes)
         label = spec["import"]
-    _only_keys(spec, {"type", "import", "args", "kwargs"}, label)
-    args = spec.get("args", [])
-    kwargs = spec.get("kwargs", {})
-    if not isinstance(args, list):
-        raise ValueError(f"{label}: 'args' must be a list")
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ValueError(f"{label}: 'kwargs' must be a dict with string keys")
+    args, kwargs = _raw_arguments(spec, label)
     args = _decode(args, f"{label} args", allowed_prefixes)
     kwargs = _decode(kwargs, f"{label} kwargs", allowed_prefixes)
     if "type" in spec:  # built-in layers take tuples where JSON has lists (sizes, strides)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..tensor import Tensor
-from .spec import _CONTAINERS, _builtins, _decode, _only_keys, _tuples
+from .spec import _CONTAINERS, _builtins, _decode, _only_keys, _raw_arguments, _tuples
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,7 @@ class _ModuleArgument:
 
 def _arguments(spec: dict, label: str) -> tuple[list, dict, SpecSize]:
     """The decoded args and kwargs, and the size of the module arguments among them."""
-    _only_keys(spec, {"type", "import", "args", "kwargs"}, label)
-    args = spec.get("args", [])
-    kwargs = spec.get("kwargs", {})
-    if not isinstance(args, list):
-        raise ValueError(f"{label}: 'args' must be a list")
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ValueError(f"{label}: 'kwargs' must be a dict with string keys")
+    args, kwargs = _raw_arguments(spec, label)
     sizes: list[SpecSize] = []
 
     def module(inner: dict) -> _ModuleArgument:
