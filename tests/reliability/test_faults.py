@@ -6,6 +6,7 @@ bytes as an undisturbed run, and the dashboard shows what happened."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -360,16 +361,11 @@ def test_the_state_directory_runs_out_of_room_during_a_checkpoint(
     server.wait_workers(1)
     job = server.submit(config)
     server.wait_until(job.job_id, lambda j: j.step >= 2)
-    pid = server.process.proc.pid
-    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (CAP, hard))
     folder = state / "jobs" / job.job_id / "checkpoints"
-    try:
+    with _file_size_capped(server.process.proc.pid, CAP):
         start = server.job(job.job_id).step
         server.wait_until(job.job_id, lambda j: j.step >= start + 5, timeout=60)
         during = sorted(int(p[5:17]) for p in os.listdir(folder) if p.startswith("ckpt-"))
-    finally:
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
     result = _survived(server, state, [job.job_id], config, references)
     assert all(s <= start + 1 for s in during), ("a checkpoint was written past the cap", during)
     log = _drain(server.process)
@@ -388,6 +384,19 @@ def test_the_state_directory_runs_out_of_room_during_a_checkpoint(
 
 
 DB_CAP = 16 << 10
+
+
+@contextlib.contextmanager
+def _file_size_capped(pid: int, cap: int):
+    """Every file write of process `pid` past `cap` bytes fails (RLIMIT_FSIZE: no root, no
+    mount) for the block; the cap is lifted after it, unless the process is gone by then."""
+    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (cap, hard))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
 
 
 def _wait_for_log(process, text: str, timeout: float) -> list[str]:
@@ -413,13 +422,8 @@ def test_the_job_database_runs_out_of_room(procs, tmp_path, references, figures)
     server.wait_workers(1)
     job = server.submit(config)
     server.wait_until(job.job_id, lambda j: j.step >= 2)
-    pid = server.process.proc.pid
-    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (DB_CAP, hard))
-    try:
+    with _file_size_capped(server.process.proc.pid, DB_CAP):
         time.sleep(1.5)
-    finally:
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
     done = server.wait_done(job.job_id, timeout=30)
     assert done.state == pb.JOB_STATE_SUCCEEDED, (pb.JobState.Name(done.state), done.error)
     result = _survived(server, tmp_path / "state", [job.job_id], config, references)
@@ -443,12 +447,10 @@ def test_the_coordinator_stopped_while_the_job_database_is_full(
     server.wait_workers(1)
     job = server.submit(config)
     server.wait_until(job.job_id, lambda j: j.step >= 4)
-    pid = server.process.proc.pid
-    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (DB_CAP, hard))
-    paused = _wait_for_log(server.process, f"job {job.job_id} paused at step", 30)[-1]
-    server.process.signal(signal.SIGTERM)
-    assert server.process.wait(timeout=60) == 0
+    with _file_size_capped(server.process.proc.pid, DB_CAP):  # until the process exits
+        paused = _wait_for_log(server.process, f"job {job.job_id} paused at step", 30)[-1]
+        server.process.signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
     paused_at = int(paused.split("paused at step ")[1].split(":")[0])
     ckpts = CheckpointManager(state / "jobs" / job.job_id / "checkpoints").steps()
     assert ckpts and ckpts[-1] < paused_at, (ckpts, paused_at)

@@ -111,18 +111,25 @@ def reference(tmp_path_factory):
         pool.close()
 
 
-def test_a_full_job_database_pauses_the_job_which_then_ends_as_if_undisturbed(
-    tmp_path, reference, caplog
-):
+def _filling_disk(tmp_path, workers: int, at_step: int, writes: int = 1 << 30):
+    """A pool, a JobManager on `tmp_path` and its FullDisk, which refuses the next `writes`
+    writes once the loop has finished step `at_step`."""
     holder = {}
 
     def on_step(job_id, step):
-        if step == 5:
-            holder["disk"].refuse(8)
+        if step == at_step:
+            holder["disk"].refuse(writes)
 
-    pool = InProcessPool(2)
+    pool = InProcessPool(workers)
     mgr = JobManager(tmp_path, pool, TrainerOptions(on_step=on_step))
     holder["disk"] = disk = FullDisk(mgr.store)
+    return pool, mgr, disk
+
+
+def test_a_full_job_database_pauses_the_job_which_then_ends_as_if_undisturbed(
+    tmp_path, reference, caplog
+):
+    pool, mgr, disk = _filling_disk(tmp_path, workers=2, at_step=5, writes=8)
     try:
         with caplog.at_level(logging.WARNING, logger="shardgrad.service.trainer"):
             job_id = mgr.submit(config()).id
@@ -143,15 +150,7 @@ def test_a_full_job_database_pauses_the_job_which_then_ends_as_if_undisturbed(
 def test_a_coordinator_that_lets_go_of_a_paused_job_leaves_it_resumable(tmp_path, reference):
     """Paused at step 7 (checkpoints at 4 and 8): the loop may not checkpoint the step it
     could not record, so the next coordinator redoes steps 5 to 7 from the checkpoint at 4."""
-    holder = {}
-
-    def on_step(job_id, step):
-        if step == 6:
-            holder["disk"].refuse()
-
-    pool = InProcessPool(1)
-    mgr = JobManager(tmp_path, pool, TrainerOptions(on_step=on_step))
-    holder["disk"] = disk = FullDisk(mgr.store)
+    pool, mgr, disk = _filling_disk(tmp_path, workers=1, at_step=6)
     try:
         job_id = mgr.submit(config()).id
         disk.wait_refused()
@@ -175,15 +174,7 @@ def test_a_coordinator_that_lets_go_of_a_paused_job_leaves_it_resumable(tmp_path
 
 
 def test_a_job_stopped_while_paused_stops_once_there_is_room(tmp_path, reference):
-    holder = {}
-
-    def on_step(job_id, step):
-        if step == 6:
-            holder["disk"].refuse()
-
-    pool = InProcessPool(1)
-    mgr = JobManager(tmp_path, pool, TrainerOptions(on_step=on_step))
-    holder["disk"] = disk = FullDisk(mgr.store)
+    pool, mgr, disk = _filling_disk(tmp_path, workers=1, at_step=6)
     try:
         job_id = mgr.submit(config()).id
         disk.wait_refused()
