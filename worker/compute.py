@@ -31,6 +31,7 @@ from . import codec, threads
 from .job import GradientResult, JobSpec, ShardStat
 from .layout import ParamLayout
 from .reduction import maximal_blocks, reduce_block
+from .shm import Attachments
 
 LOSSES = tuple(n for n in nn.__all__ if n.endswith("Loss"))
 
@@ -197,6 +198,32 @@ class GradientComputer:
         else:
             self.flat[...] = flat
         self.params_step = step
+
+    def bind_shared(
+        self,
+        segments: Attachments,
+        step: int,
+        params: tuple[str, int],
+        grads: tuple[str, int],
+        micro_shard_ids: Sequence[int],
+    ) -> np.ndarray:
+        """Use the coordinator's params segment as `step`'s parameters, and return the view of
+        its grads segment that `compute(out=...)` writes these micro-shards' blocks into.
+
+        `params` and `grads` are (segment name, bytes). ValueError when a size does not fit
+        the job; shm.SharedMemoryUnavailable when a segment cannot be opened here.
+        """
+        layout = self.layout
+        if params[1] != layout.nbytes:
+            raise ValueError(f"shared params_nbytes {params[1]} != {layout.nbytes}")
+        shape, dtype = self.output_shape(micro_shard_ids)
+        need = shape[0] * shape[1] * dtype.itemsize
+        if grads[1] < need:
+            raise ValueError(f"shared grads_capacity {grads[1]} < {need} bytes of gradients")
+        src = segments.get("params", params[0], layout.nbytes)
+        dst = segments.get("grads", grads[0], need, writable=True)
+        self.set_params(src.array(layout.dtype, layout.numel), step)
+        return dst.array(dtype, shape[0] * shape[1]).reshape(shape)
 
     def host_param_buffer(self) -> np.ndarray:
         """A writable host buffer to receive parameters into; call `commit_params` after."""

@@ -460,31 +460,24 @@ class WorkerServicer:
     def _attach_shared(self, job: _Job, header, shards, context):
         """Take the step's parameters from the coordinator's shared segment and return the
         view of its grads segment that the gradients go into."""
-        shared, layout, computer = header.shared, job.spec.layout, job.computer
+        shared = header.shared
         if header.params_nbytes:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "parameters come either in shared memory or as chunks, not both",
             )
-        if shared.params_nbytes != layout.nbytes:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"shared.params_nbytes {shared.params_nbytes} != {layout.nbytes}",
-            )
-        shape, dtype = computer.output_shape([k for k, _ in shards])
-        need = shape[0] * shape[1] * dtype.itemsize
-        if shared.grads_capacity < need:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"shared.grads_capacity {shared.grads_capacity} < {need} bytes of gradients",
-            )
         try:
-            src = job.shared.get("params", shared.params, layout.nbytes)
-            dst = job.shared.get("grads", shared.grads, need, writable=True)
+            return job.computer.bind_shared(
+                job.shared,
+                header.step,
+                (shared.params, shared.params_nbytes),
+                (shared.grads, shared.grads_capacity),
+                [k for k, _ in shards],
+            )
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except SharedMemoryUnavailable as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        computer.set_params(src.array(layout.dtype, layout.numel), header.step)
-        return dst.array(dtype, shape[0] * shape[1]).reshape(shape)
 
     def _check_header(self, header, job: _Job, context) -> list:
         if header.layout_fingerprint != job.spec.layout.fingerprint:

@@ -103,12 +103,7 @@ class GradientActor:
         if computer is None:
             raise ValueError(f"job {job_id!r} is not loaded on this actor; call load_job first")
         segments = self.attached.setdefault(job_id, Attachments())
-        layout = computer.layout
-        src = segments.get("params", params[0], params[1])
-        computer.set_params(src.array(layout.dtype, layout.numel), step)
-        shape, dtype = computer.output_shape([k for k, _ in shards])
-        dst = segments.get("grads", grads[0], grads[1], writable=True)
-        out = dst.array(dtype, shape[0] * shape[1]).reshape(shape)
+        out = computer.bind_shared(segments, step, params, grads, [k for k, _ in shards])
         result = computer.compute(step, shards, out=out)
         result.grads = None
         return result

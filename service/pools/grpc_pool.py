@@ -48,10 +48,8 @@ from dataclasses import dataclass, field, replace
 import grpc
 
 from shardgrad.protos import worker_pb2
-from shardgrad.worker import codec
 from shardgrad.worker.client import ParamPayload, WorkerClient
 from shardgrad.worker.job_cache import BUSY_REFUSAL
-from shardgrad.worker.reduction import maximal_blocks
 from shardgrad.worker.wire import WireError
 
 from ..datasets import Dataset
@@ -532,9 +530,7 @@ class GrpcPool(WorkerPool):
         sent = sum(int(idx.nbytes) for _, idx in shards)
         received = shared_bytes = 0
         if result.grads is None:  # in the worker's shared-memory segment
-            dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
-            shape = (len(result.blocks), spec.layout.numel)
-            result.grads = self._shared.grads_view(spec.job_id, worker.id, dtype, shape)
+            result.grads = self._shared.blocks(spec, worker.id, len(result.blocks))
             shared_bytes = int(result.grads.nbytes)
         else:
             sent += params.nbytes
@@ -552,18 +548,12 @@ class GrpcPool(WorkerPool):
 
     def _shared_buffers(self, spec: JobSpec, worker, payload: StepPayload, shards):
         """The share's shared-memory segments, or None to send it over the wire."""
-        params = self._shared.params(spec.job_id, payload)
-        if params is None:
+        held = self._shared.share(spec, worker.id, payload, [k for k, _ in shards])
+        if held is None:
             return None
-        n_blocks = len(maximal_blocks([k for k, _ in shards], spec.num_micro_shards))
-        itemsize = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype).itemsize
-        grads = self._shared.grads(
-            spec.job_id, worker.id, payload.step, n_blocks * spec.layout.numel * itemsize
-        )
-        if grads is None:
-            return None
+        (params, params_nbytes), (grads, grads_capacity) = held
         return worker_pb2.SharedBuffers(
-            params=params[0], params_nbytes=params[1], grads=grads[0], grads_capacity=grads[1]
+            params=params, params_nbytes=params_nbytes, grads=grads, grads_capacity=grads_capacity
         )
 
     def _ensure_loaded(

@@ -30,9 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from shardgrad.worker import codec
 from shardgrad.worker.ray_actor import create_actors
-from shardgrad.worker.reduction import maximal_blocks
 
 from ..datasets import Dataset
 from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
@@ -272,7 +270,7 @@ class RayPool(WorkerPool):
             actor.inflight += 1
         shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
         sent = sum(int(idx.nbytes) for _, idx in shards)
-        buffers = self._shared_buffers(spec, actor, payload, micro_shard_ids) if shared else None
+        buffers = self._shared.share(spec, actor.id, payload, micro_shard_ids) if shared else None
         if buffers is not None:
             ref = actor.handle.compute_shared.remote(job_id, payload.step, *buffers, shards)
         else:
@@ -284,17 +282,6 @@ class RayPool(WorkerPool):
             lambda fut: self._defer(self._finish, actor, spec, load, fut, out, sent)
         )
         return out
-
-    def _shared_buffers(self, spec: JobSpec, actor: _Actor, payload: StepPayload, ids):
-        """(params, grads) segments for a same-machine actor's share, or None for the wire."""
-        params = self._shared.params(spec.job_id, payload)
-        if params is None:
-            return None
-        n_blocks = len(maximal_blocks([int(k) for k in ids], spec.num_micro_shards))
-        itemsize = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype).itemsize
-        nbytes = n_blocks * spec.layout.numel * itemsize
-        grads = self._shared.grads(spec.job_id, actor.id, payload.step, nbytes)
-        return None if grads is None else (params, grads)
 
     def _defer(self, fn, *args) -> None:
         try:
@@ -312,9 +299,7 @@ class RayPool(WorkerPool):
             result = fut.result()
             received = shared_bytes = 0
             if result.grads is None:  # written into the actor's shared-memory segment
-                dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
-                shape = (len(result.blocks), spec.layout.numel)
-                result.grads = self._shared.grads_view(spec.job_id, actor.id, dtype, shape)
+                result.grads = self._shared.blocks(spec, actor.id, len(result.blocks))
                 shared_bytes = int(result.grads.nbytes)
             else:
                 received = int(result.grads.nbytes)

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shardgrad.worker import codec
+from shardgrad.worker.reduction import maximal_blocks
 from shardgrad.worker.shm import Segment, remove_stale
 
-from .base import StepPayload
+from .base import JobSpec, StepPayload
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,26 @@ class SharedSteps:
                 held = job.grads[worker_id] = _Grads(fresh)
             held.step = step
             return held.segment.name, held.segment.nbytes
+
+    def share(
+        self, spec: JobSpec, worker_id: str, payload: StepPayload, ids
+    ) -> tuple[tuple[str, int], tuple[str, int]] | None:
+        """The (params, grads) segments, as (name, bytes) each, for `worker_id`'s share of a
+        step with micro-shards `ids`; None: send that share over the wire."""
+        params = self.params(spec.job_id, payload)
+        if params is None:
+            return None
+        n_blocks = len(maximal_blocks([int(k) for k in ids], spec.num_micro_shards))
+        itemsize = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype).itemsize
+        nbytes = n_blocks * spec.layout.numel * itemsize
+        grads = self.grads(spec.job_id, worker_id, payload.step, nbytes)
+        return None if grads is None else (params, grads)
+
+    def blocks(self, spec: JobSpec, worker_id: str, n_blocks: int) -> np.ndarray:
+        """The `n_blocks` gradient blocks `worker_id` wrote for its share (in the wire dtype,
+        one row each), viewed in place."""
+        dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
+        return self.grads_view(spec.job_id, worker_id, dtype, (n_blocks, spec.layout.numel))
 
     def grads_view(self, job_id: str, worker_id: str, dtype, shape: tuple[int, int]) -> np.ndarray:
         """The blocks a worker wrote, viewed in place (valid until its next share)."""
