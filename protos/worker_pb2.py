@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shardgrad.protos import common_pb2 as shardgrad_dot_protos_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardgrad/protos/worker.proto\x12\x0cshardgrad.v1\x1a\x1dshardgrad/protos/common.proto\"\x85\x01\n\nJobOptions\x12\x18\n\x10num_micro_shards\x18\x01 \x01(\r\x12\x36\n\x0b\x63ompression\x18\x02 \x01(\x0e\x32!.shardgrad.v1.GradientCompression\x12\x17\n\x0f\x63ompute_threads\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x04\"\xdb\x01\n\x0eLoadJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nmodel_json\x18\x02 \x01(\t\x12\x11\n\tloss_json\x18\x03 \x01(\t\x12)\n\x06layout\x18\x04 \x01(\x0b\x32\x19.shardgrad.v1.ParamLayout\x12)\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x18.shardgrad.v1.DatasetRef\x12)\n\x07options\x18\x06 \x01(\x0b\x32\x18.shardgrad.v1.JobOptions\x12\x11\n\tshm_probe\x18\x07 \x01(\t\"\x8f\x01\n\x0fLoadJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1a\n\x12layout_fingerprint\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\x12\x15\n\rshared_memory\x18\x06 \x01(\x08\"I\n\nMicroShard\x12\r\n\x05index\x18\x01 \x01(\r\x12,\n\x0esample_indices\x18\x02 \x01(\x0b\x32\x14.shardgrad.v1.Tensor\"]\n\rSharedBuffers\x12\x0e\n\x06params\x18\x01 \x01(\t\x12\x15\n\rparams_nbytes\x18\x02 \x01(\x03\x12\r\n\x05grads\x18\x03 \x01(\t\x12\x16\n\x0egrads_capacity\x18\x04 \x01(\x03\"\xe4\x01\n\rComputeHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x1a\n\x12layout_fingerprint\x18\x03 \x01(\t\x12(\n\x06shards\x18\x04 \x03(\x0b\x32\x18.shardgrad.v1.MicroShard\x12\x15\n\rparams_nbytes\x18\x05 \x01(\x03\x12+\n\nbyte_order\x18\x06 \x01(\x0e\x32\x17.shardgrad.v1.ByteOrder\x12+\n\x06shared\x18\x07 \x01(\x0b\x32\x1b.shardgrad.v1.SharedBuffers\"n\n\x0e\x43omputeRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.shardgrad.v1.ComputeHeaderH\x00\x12%\n\x06params\x18\x02 \x01(\x0b\x32\x13.shardgrad.v1.ChunkH\x00\x42\x06\n\x04part\"%\n\x05\x42lock\x12\r\n\x05level\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\x04\"N\n\nShardStats\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x03\x12\x0e\n\x06\x66inite\x18\x04 \x01(\x08\"\xc3\x02\n\rComputeResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12#\n\x06\x62locks\x18\x03 \x03(\x0b\x32\x13.shardgrad.v1.Block\x12\"\n\x05\x64type\x18\x04 \x01(\x0e\x32\x13.shardgrad.v1.DType\x12+\n\nbyte_order\x18\x05 \x01(\x0e\x32\x17.shardgrad.v1.ByteOrder\x12\x14\n\x0cgrads_nbytes\x18\x06 \x01(\x03\x12(\n\x06shards\x18\x07 \x03(\x0b\x32\x18.shardgrad.v1.ShardStats\x12\x18\n\x10nonfinite_shards\x18\x08 \x03(\r\x12\x17\n\x0f\x63ompute_seconds\x18\t \x01(\x01\x12\x15\n\rwire_overflow\x18\n \x01(\x08\x12\x14\n\x0cgrads_shared\x18\x0b \x01(\x08\"n\n\x0f\x43omputeResponse\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.shardgrad.v1.ComputeResultH\x00\x12$\n\x05grads\x18\x02 \x01(\x0b\x32\x13.shardgrad.v1.ChunkH\x00\x42\x06\n\x04part\"#\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"&\n\x12ReleaseJobResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x32\xc1\x02\n\x06Worker\x12\x46\n\x07LoadJob\x12\x1c.shardgrad.v1.LoadJobRequest\x1a\x1d.shardgrad.v1.LoadJobResponse\x12S\n\x10\x43omputeGradients\x12\x1c.shardgrad.v1.ComputeRequest\x1a\x1d.shardgrad.v1.ComputeResponse(\x01\x30\x01\x12I\n\rComputeShared\x12\x1b.shardgrad.v1.ComputeHeader\x1a\x1b.shardgrad.v1.ComputeResult\x12O\n\nReleaseJob\x12\x1f.shardgrad.v1.ReleaseJobRequest\x1a .shardgrad.v1.ReleaseJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardgrad/protos/worker.proto\x12\x0cshardgrad.v1\x1a\x1dshardgrad/protos/common.proto\"\x85\x01\n\nJobOptions\x12\x18\n\x10num_micro_shards\x18\x01 \x01(\r\x12\x36\n\x0b\x63ompression\x18\x02 \x01(\x0e\x32!.shardgrad.v1.GradientCompression\x12\x17\n\x0f\x63ompute_threads\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x04\"\xdb\x01\n\x0eLoadJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nmodel_json\x18\x02 \x01(\t\x12\x11\n\tloss_json\x18\x03 \x01(\t\x12)\n\x06layout\x18\x04 \x01(\x0b\x32\x19.shardgrad.v1.ParamLayout\x12)\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x18.shardgrad.v1.DatasetRef\x12)\n\x07options\x18\x06 \x01(\x0b\x32\x18.shardgrad.v1.JobOptions\x12\x11\n\tshm_probe\x18\x07 \x01(\t\"\xc4\x01\n\x0fLoadJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1a\n\x12layout_fingerprint\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\x12\x15\n\rshared_memory\x18\x06 \x01(\x08\x12\x15\n\rlocal_channel\x18\x07 \x01(\t\x12\x1c\n\x14local_channel_secret\x18\x08 \x01(\t\"I\n\nMicroShard\x12\r\n\x05index\x18\x01 \x01(\r\x12,\n\x0esample_indices\x18\x02 \x01(\x0b\x32\x14.shardgrad.v1.Tensor\"]\n\rSharedBuffers\x12\x0e\n\x06params\x18\x01 \x01(\t\x12\x15\n\rparams_nbytes\x18\x02 \x01(\x03\x12\r\n\x05grads\x18\x03 \x01(\t\x12\x16\n\x0egrads_capacity\x18\x04 \x01(\x03\"\xe4\x01\n\rComputeHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x1a\n\x12layout_fingerprint\x18\x03 \x01(\t\x12(\n\x06shards\x18\x04 \x03(\x0b\x32\x18.shardgrad.v1.MicroShard\x12\x15\n\rparams_nbytes\x18\x05 \x01(\x03\x12+\n\nbyte_order\x18\x06 \x01(\x0e\x32\x17.shardgrad.v1.ByteOrder\x12+\n\x06shared\x18\x07 \x01(\x0b\x32\x1b.shardgrad.v1.SharedBuffers\"n\n\x0e\x43omputeRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.shardgrad.v1.ComputeHeaderH\x00\x12%\n\x06params\x18\x02 \x01(\x0b\x32\x13.shardgrad.v1.ChunkH\x00\x42\x06\n\x04part\"%\n\x05\x42lock\x12\r\n\x05level\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\x04\"N\n\nShardStats\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x03\x12\x0e\n\x06\x66inite\x18\x04 \x01(\x08\"\xc3\x02\n\rComputeResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12#\n\x06\x62locks\x18\x03 \x03(\x0b\x32\x13.shardgrad.v1.Block\x12\"\n\x05\x64type\x18\x04 \x01(\x0e\x32\x13.shardgrad.v1.DType\x12+\n\nbyte_order\x18\x05 \x01(\x0e\x32\x17.shardgrad.v1.ByteOrder\x12\x14\n\x0cgrads_nbytes\x18\x06 \x01(\x03\x12(\n\x06shards\x18\x07 \x03(\x0b\x32\x18.shardgrad.v1.ShardStats\x12\x18\n\x10nonfinite_shards\x18\x08 \x03(\r\x12\x17\n\x0f\x63ompute_seconds\x18\t \x01(\x01\x12\x15\n\rwire_overflow\x18\n \x01(\x08\x12\x14\n\x0cgrads_shared\x18\x0b \x01(\x08\"n\n\x0f\x43omputeResponse\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.shardgrad.v1.ComputeResultH\x00\x12$\n\x05grads\x18\x02 \x01(\x0b\x32\x13.shardgrad.v1.ChunkH\x00\x42\x06\n\x04part\"#\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"&\n\x12ReleaseJobResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x32\xc1\x02\n\x06Worker\x12\x46\n\x07LoadJob\x12\x1c.shardgrad.v1.LoadJobRequest\x1a\x1d.shardgrad.v1.LoadJobResponse\x12S\n\x10\x43omputeGradients\x12\x1c.shardgrad.v1.ComputeRequest\x1a\x1d.shardgrad.v1.ComputeResponse(\x01\x30\x01\x12I\n\rComputeShared\x12\x1b.shardgrad.v1.ComputeHeader\x1a\x1b.shardgrad.v1.ComputeResult\x12O\n\nReleaseJob\x12\x1f.shardgrad.v1.ReleaseJobRequest\x1a .shardgrad.v1.ReleaseJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADJOBREQUEST']._serialized_start=215
   _globals['_LOADJOBREQUEST']._serialized_end=434
   _globals['_LOADJOBRESPONSE']._serialized_start=437
-  _globals['_LOADJOBRESPONSE']._serialized_end=580
-  _globals['_MICROSHARD']._serialized_start=582
-  _globals['_MICROSHARD']._serialized_end=655
-  _globals['_SHAREDBUFFERS']._serialized_start=657
-  _globals['_SHAREDBUFFERS']._serialized_end=750
-  _globals['_COMPUTEHEADER']._serialized_start=753
-  _globals['_COMPUTEHEADER']._serialized_end=981
-  _globals['_COMPUTEREQUEST']._serialized_start=983
-  _globals['_COMPUTEREQUEST']._serialized_end=1093
-  _globals['_BLOCK']._serialized_start=1095
-  _globals['_BLOCK']._serialized_end=1132
-  _globals['_SHARDSTATS']._serialized_start=1134
-  _globals['_SHARDSTATS']._serialized_end=1212
-  _globals['_COMPUTERESULT']._serialized_start=1215
-  _globals['_COMPUTERESULT']._serialized_end=1538
-  _globals['_COMPUTERESPONSE']._serialized_start=1540
-  _globals['_COMPUTERESPONSE']._serialized_end=1650
-  _globals['_RELEASEJOBREQUEST']._serialized_start=1652
-  _globals['_RELEASEJOBREQUEST']._serialized_end=1687
-  _globals['_RELEASEJOBRESPONSE']._serialized_start=1689
-  _globals['_RELEASEJOBRESPONSE']._serialized_end=1727
-  _globals['_WORKER']._serialized_start=1730
-  _globals['_WORKER']._serialized_end=2051
+  _globals['_LOADJOBRESPONSE']._serialized_end=633
+  _globals['_MICROSHARD']._serialized_start=635
+  _globals['_MICROSHARD']._serialized_end=708
+  _globals['_SHAREDBUFFERS']._serialized_start=710
+  _globals['_SHAREDBUFFERS']._serialized_end=803
+  _globals['_COMPUTEHEADER']._serialized_start=806
+  _globals['_COMPUTEHEADER']._serialized_end=1034
+  _globals['_COMPUTEREQUEST']._serialized_start=1036
+  _globals['_COMPUTEREQUEST']._serialized_end=1146
+  _globals['_BLOCK']._serialized_start=1148
+  _globals['_BLOCK']._serialized_end=1185
+  _globals['_SHARDSTATS']._serialized_start=1187
+  _globals['_SHARDSTATS']._serialized_end=1265
+  _globals['_COMPUTERESULT']._serialized_start=1268
+  _globals['_COMPUTERESULT']._serialized_end=1591
+  _globals['_COMPUTERESPONSE']._serialized_start=1593
+  _globals['_COMPUTERESPONSE']._serialized_end=1703
+  _globals['_RELEASEJOBREQUEST']._serialized_start=1705
+  _globals['_RELEASEJOBREQUEST']._serialized_end=1740
+  _globals['_RELEASEJOBRESPONSE']._serialized_start=1742
+  _globals['_RELEASEJOBRESPONSE']._serialized_end=1780
+  _globals['_WORKER']._serialized_start=1783
+  _globals['_WORKER']._serialized_end=2104
 # @@protoc_insertion_point(module_scope)

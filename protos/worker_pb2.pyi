@@ -38,20 +38,24 @@ class LoadJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., model_json: _Optional[str] = ..., loss_json: _Optional[str] = ..., layout: _Optional[_Union[_common_pb2.ParamLayout, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetRef, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., shm_probe: _Optional[str] = ...) -> None: ...
 
 class LoadJobResponse(_message.Message):
-    __slots__ = ("job_id", "layout_fingerprint", "device", "num_samples", "load_seconds", "shared_memory")
+    __slots__ = ("job_id", "layout_fingerprint", "device", "num_samples", "load_seconds", "shared_memory", "local_channel", "local_channel_secret")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CHANNEL_SECRET_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     layout_fingerprint: str
     device: str
     num_samples: int
     load_seconds: float
     shared_memory: bool
-    def __init__(self, job_id: _Optional[str] = ..., layout_fingerprint: _Optional[str] = ..., device: _Optional[str] = ..., num_samples: _Optional[int] = ..., load_seconds: _Optional[float] = ..., shared_memory: _Optional[bool] = ...) -> None: ...
+    local_channel: str
+    local_channel_secret: str
+    def __init__(self, job_id: _Optional[str] = ..., layout_fingerprint: _Optional[str] = ..., device: _Optional[str] = ..., num_samples: _Optional[int] = ..., load_seconds: _Optional[float] = ..., shared_memory: _Optional[bool] = ..., local_channel: _Optional[str] = ..., local_channel_secret: _Optional[str] = ...) -> None: ...
 
 class MicroShard(_message.Message):
     __slots__ = ("index", "sample_indices")

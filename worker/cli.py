@@ -58,6 +58,13 @@ def add_worker_subcommand(subparsers) -> argparse.ArgumentParser:
         "least recently used idle job to load another; the coordinator loads it again when "
         "it needs it",
     )
+    p.add_argument(
+        "--no-local-channel",
+        dest="local_channel",
+        action="store_false",
+        help="do not serve steps on a Unix socket to a coordinator on this machine (they then "
+        "go over gRPC; the results are the same)",
+    )
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to finish work")
     p.add_argument("--tls-ca", default=None, help="CA certificate to verify the coordinator")
     p.add_argument("--tls-cert", default=None, help="certificate to serve with (needs --tls-key)")
@@ -110,6 +117,7 @@ def run_worker(args: argparse.Namespace) -> int:
         server_credentials=server_creds,
         channel_credentials=channel_creds,
         max_jobs=args.max_jobs,
+        local_channel=args.local_channel,
     ).start()
     stop = threading.Event()
 

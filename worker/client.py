@@ -7,6 +7,7 @@ N. Gradients are copied once, from the received chunks into one array.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,10 @@ from shardgrad.protos import worker_pb2, worker_pb2_grpc
 
 from . import auth, messages, wire
 from .job import GradientResult, JobSpec
+from .local_channel import LocalChannel, LocalChannelUnavailable
 from .wire import WireError
+
+log = logging.getLogger(__name__)
 
 COMPUTE_METHOD = "/shardgrad.v1.Worker/ComputeGradients"
 COMPUTE_SHARED_METHOD = "/shardgrad.v1.Worker/ComputeShared"
@@ -73,9 +77,23 @@ class WorkerClient:
             request_serializer=worker_pb2.ComputeHeader.SerializeToString,
             response_deserializer=worker_pb2.ComputeResult.FromString,
         )
+        self._local: LocalChannel | None = None
 
     def close(self) -> None:
+        local, self._local = self._local, None
+        if local is not None:
+            local.close()
         self._channel.close()
+
+    def use_local_channel(self, path: str, secret: str) -> None:
+        """Send ComputeShared calls to the worker's Unix socket from now on (see
+        shardgrad.worker.local_channel); a socket that cannot be reached is given up for gRPC."""
+        old = self._local
+        if old is not None and old.path == path:
+            return
+        self._local = LocalChannel(path, secret)
+        if old is not None:
+            old.close()
 
     def __enter__(self) -> WorkerClient:
         return self
@@ -140,9 +158,7 @@ class WorkerClient:
             shared,
         )
         if shared is not None:
-            reply = self._compute_shared(
-                header, timeout=timeout or self.timeout, metadata=self._metadata
-            )
+            reply = self._call_shared(header, timeout or self.timeout)
             if not reply.grads_shared:
                 raise WireError("the worker answered ComputeShared without shared gradients")
             return messages.result_from_header(
@@ -161,6 +177,18 @@ class WorkerClient:
             return self._read_result(replies, spec, out)
         finally:
             replies.cancel()
+
+    def _call_shared(self, header: worker_pb2.ComputeHeader, timeout: float):
+        local = self._local
+        if local is not None:
+            try:
+                return local.call(header, timeout)
+            except LocalChannelUnavailable as exc:
+                log.info("worker %s: local channel given up for gRPC: %s", self.address, exc)
+                if self._local is local:
+                    self._local = None
+                local.close()
+        return self._compute_shared(header, timeout=timeout, metadata=self._metadata)
 
     def _read_result(self, replies, spec: JobSpec, out: np.ndarray | None) -> GradientResult:
         first = next(replies, None)

@@ -41,6 +41,7 @@ from .compute import Cancelled, GradientComputer
 from .datasets import DatasetCache, DatasetUnavailable, check_sha256
 from .job import GradientResult, JobSpec
 from .job_cache import BUSY_REFUSAL, JobCache
+from .local_channel import LocalChannelServer
 from .shm import Attachments, SharedMemoryUnavailable, can_attach
 from .wire import WireError
 
@@ -200,6 +201,9 @@ class WorkerServicer:
         self._inflight = 0
         self._cond = threading.Condition()
         self._load_lock = threading.Lock()
+        # ComputeShared on a Unix socket for a coordinator on this machine (set by
+        # WorkerServer.start); None: only gRPC.
+        self.local_channel: LocalChannelServer | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     def _enter(self, context) -> None:
@@ -289,13 +293,17 @@ class WorkerServicer:
             log.info("loaded job %s (%d parameters)", spec.job_id, spec.layout.numel)
             return self._answer(job, request)
 
-    @staticmethod
-    def _answer(job: _Job, request) -> worker_pb2.LoadJobResponse:
+    def _answer(self, job: _Job, request) -> worker_pb2.LoadJobResponse:
         """The job's load response, saying whether this worker can attach the coordinator's
-        shared-memory probe (asked afresh each time: a restarted coordinator has a new one)."""
+        shared-memory probe (asked afresh each time: a restarted coordinator has a new one)
+        and, when it can, where its local channel is."""
         response = worker_pb2.LoadJobResponse()
         response.CopyFrom(job.response)
         response.shared_memory = can_attach(request.shm_probe)
+        channel = self.local_channel
+        if response.shared_memory and channel is not None:
+            response.local_channel = channel.path
+            response.local_channel_secret = channel.secret
         return response
 
     def _build(self, spec: JobSpec, context) -> _Job:
@@ -544,6 +552,7 @@ class WorkerServer:
         channel_credentials: grpc.ChannelCredentials | None = None,
         max_threads: int = 8,
         max_jobs: int = DEFAULT_MAX_JOBS,
+        local_channel: bool = True,
     ) -> None:
         self.link = (
             CoordinatorLink(coordinator, token, channel_credentials) if coordinator else None
@@ -575,6 +584,7 @@ class WorkerServer:
         shown = advertise_host or (socket.getfqdn() if host in ("0.0.0.0", "::", "") else host)
         self.address = f"{shown}:{self.port}"
         self.device = device
+        self.offer_local_channel = local_channel and hasattr(socket, "AF_UNIX")
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         # Set when the coordinator's heartbeat reply asks this worker to drain (the pool was
@@ -585,6 +595,13 @@ class WorkerServer:
         self.on_drain_request: Callable[[], None] | None = None
 
     def start(self) -> WorkerServer:
+        if self.offer_local_channel:
+            try:
+                self.servicer.local_channel = LocalChannelServer(
+                    self.servicer.ComputeShared, _lenient(worker_pb2.ComputeHeader)
+                )
+            except OSError as exc:
+                log.info("no local channel (%s); same-machine steps use gRPC", exc)
         self.server.start()
         for name in ("", SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -679,6 +696,7 @@ class WorkerServer:
             except grpc.RpcError as exc:
                 log.warning("could not deregister: %s", exc.code().name)
         self.server.stop(grace=1.0).wait(timeout=5.0)
+        self._close_local_channel()
         if self.link is not None:
             self.link.close()
         return idle
@@ -687,7 +705,13 @@ class WorkerServer:
         """Stop at once (tests, errors): no deregistration."""
         self._stop.set()
         self.server.stop(grace).wait(timeout=10.0)
+        self._close_local_channel()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=RPC_TIMEOUT + 1)
         if self.link is not None:
             self.link.close()
+
+    def _close_local_channel(self) -> None:
+        channel, self.servicer.local_channel = self.servicer.local_channel, None
+        if channel is not None:
+            channel.close()

@@ -470,6 +470,7 @@ class GrpcPool(WorkerPool):
             raise WorkerError(worker_id, str(exc)) from None
 
     def _run(self, worker, spec, payload, shards, deadline) -> DispatchResult:
+
         try:
             return self._compute(worker, spec, payload, shards, deadline)
         except grpc.RpcError as exc:
@@ -572,6 +573,8 @@ class GrpcPool(WorkerPool):
             worker.loaded.add(spec.job_id)
             if reply.shared_memory:
                 worker.shared.add(spec.job_id)
+                if reply.local_channel:
+                    worker.client.use_local_channel(reply.local_channel, reply.local_channel_secret)
             else:
                 worker.shared.discard(spec.job_id)
 

@@ -13,7 +13,9 @@ Actors on the coordinator's machine (those that can attach the pool's shared-mem
 found out when they load a job) skip the object store for the per-step buffers: they read the
 parameters from, and write their gradients into, shared-memory segments the pool owns (see
 .shared). A job's first share on an actor goes through the object store while the actor's
-answer to the probe is on its way.
+answer to the probe is on its way. Once it has answered, its shares go to the Unix socket the
+answer names (see shardgrad.worker.local_channel) instead of through Ray's actor calls, which
+cost about ten times as much per step; a socket that cannot be reached is given up for Ray.
 
 An actor counts as live once it has answered a ping. `scale(n)` starts actors or retires the
 newest ones: a retired actor gets no new work and is killed once its calls in flight are
@@ -26,11 +28,16 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from shardgrad.protos import worker_pb2
+from shardgrad.worker import messages
+from shardgrad.worker.local_channel import LocalChannel, LocalChannelUnavailable
 from shardgrad.worker.ray_actor import create_actors
+from shardgrad.worker.wire import WireError
 
 from ..datasets import Dataset
 from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
@@ -50,6 +57,7 @@ class _Actor:
     inflight: int = 0
     loaded: dict[str, object] = field(default_factory=dict)  # job id -> load_job ObjectRef
     shared: dict[str, bool] = field(default_factory=dict)  # job id -> can use shared memory
+    local: LocalChannel | None = None  # the actor's Unix socket, once it named one
 
     def describe(self) -> dict:
         if self.state == DRAINING:
@@ -117,6 +125,8 @@ class RayPool(WorkerPool):
         # Ray runs future callbacks on its own thread, where blocking Ray calls must not run;
         # results are turned into DispatchResults (and failed actors killed) here instead.
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-ray-results")
+        # Each call on an actor's local channel waits for its answer on a thread of its own.
+        self._local_calls = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sg-ray-local")
         self.scale(workers)
 
     # ------------------------------------------------------------------ membership
@@ -163,6 +173,8 @@ class RayPool(WorkerPool):
             return
         if self._shared is not None:
             self._shared.forget_worker(actor_id)
+        if actor.local is not None:
+            actor.local.close()
         try:
             self._ray.kill(actor.handle, no_restart=True)
         except Exception as exc:  # noqa: BLE001 - already gone
@@ -271,13 +283,30 @@ class RayPool(WorkerPool):
         shards = [(int(k), payload.shards[int(k)]) for k in micro_shard_ids]
         sent = sum(int(idx.nbytes) for _, idx in shards)
         buffers = self._shared.share(spec, actor.id, payload, micro_shard_ids) if shared else None
+        out: Future = Future()
+        if buffers is not None and actor.local is not None:
+            try:
+                self._local_calls.submit(
+                    self._call_local,
+                    actor,
+                    spec,
+                    load,
+                    payload.step,
+                    buffers,
+                    shards,
+                    deadline,
+                    out,
+                )
+                return out
+            except RuntimeError as exc:  # the pool is closing
+                self._settle(actor, WorkerError(actor.id, str(exc)), out)
+                return out
         if buffers is not None:
             ref = actor.handle.compute_shared.remote(job_id, payload.step, *buffers, shards)
         else:
             sent += payload.params.nbytes
             params = self._params_ref(job_id, payload)
             ref = actor.handle.compute.remote(job_id, payload.step, params, shards)
-        out: Future = Future()
         ref.future().add_done_callback(
             lambda fut: self._defer(self._finish, actor, spec, load, fut, out, sent)
         )
@@ -289,33 +318,58 @@ class RayPool(WorkerPool):
         except RuntimeError:  # the pool closed: nobody waits for this any more
             pass
 
-    def _finish(self, actor: _Actor, spec: JobSpec, load, fut: Future, out: Future, sent: int):
+    def _call_local(self, actor: _Actor, spec, load, step, buffers, shards, deadline, out) -> None:
+        """One share on the actor's local channel (or through Ray when the socket cannot be
+        reached), settled into `out`."""
+        (params, params_nbytes), (grads, grads_capacity) = buffers
+        header = messages.compute_header(
+            spec.job_id,
+            step,
+            spec.layout.fingerprint,
+            shards,
+            0,
+            worker_pb2.SharedBuffers(
+                params=params,
+                params_nbytes=params_nbytes,
+                grads=grads,
+                grads_capacity=grads_capacity,
+            ),
+        )
+        sent = sum(int(idx.nbytes) for _, idx in shards)
+        channel = actor.local
+        try:
+            try:
+                if channel is None:  # given up by another share meanwhile
+                    raise LocalChannelUnavailable("the local channel was given up")
+                reply = channel.call(header, timeout=max(deadline - time.monotonic(), 1e-3))
+                if not reply.grads_shared:
+                    raise WireError("the actor answered without shared gradients")
+                result = messages.result_from_header(
+                    reply, spec.num_micro_shards, spec.layout.numel, None
+                )
+            except LocalChannelUnavailable as exc:
+                if channel is not None:
+                    log.info("ray actor %s: local channel given up for Ray: %s", actor.id, exc)
+                    with self._lock:
+                        if actor.local is channel:
+                            actor.local = None
+                    channel.close()
+                ref = actor.handle.compute_shared.remote(spec.job_id, step, *buffers, shards)
+                result = self._ray.get(ref, timeout=max(deadline - time.monotonic(), 1e-3))
+            value = self._result(actor, spec, load, result, sent)
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
+            details = exc.details() if hasattr(exc, "details") else None
+            value = WorkerError(actor.id, details or self._explain(exc, load))
+        self._settle(actor, value, out)
+
+    def _settle(self, actor: _Actor, value, out: Future) -> None:
+        """The end of every share: the actor's count of calls in flight (a retired actor is
+        killed after its last), then the loop's future."""
         kill = False
         with self._lock:
             actor.inflight -= 1
             if actor.state == DRAINING and actor.inflight == 0:
                 kill = True
-        try:
-            result = fut.result()
-            received = shared_bytes = 0
-            if result.grads is None:  # written into the actor's shared-memory segment
-                result.grads = self._shared.blocks(spec, actor.id, len(result.blocks))
-                shared_bytes = int(result.grads.nbytes)
-            else:
-                received = int(result.grads.nbytes)
-                self._learn_shared(actor, spec.job_id, load)
-            value = DispatchResult(
-                worker_id=actor.id,
-                blocks=result.block_arrays(),
-                shards=list(result.stats),
-                compute_seconds=result.compute_seconds,
-                bytes_sent=sent,
-                bytes_received=received,
-                bytes_shared=shared_bytes,
-                extra={"wire_overflow": result.wire_overflow},
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
-            value = WorkerError(actor.id, self._explain(exc, load))
         if kill:
             self._kill(actor.id)
         if out.set_running_or_notify_cancel():
@@ -323,6 +377,32 @@ class RayPool(WorkerPool):
                 out.set_exception(value)
             else:
                 out.set_result(value)
+
+    def _result(self, actor: _Actor, spec: JobSpec, load, result, sent: int) -> DispatchResult:
+        received = shared_bytes = 0
+        if result.grads is None:  # written into the actor's shared-memory segment
+            result.grads = self._shared.blocks(spec, actor.id, len(result.blocks))
+            shared_bytes = int(result.grads.nbytes)
+        else:
+            received = int(result.grads.nbytes)
+            self._learn_shared(actor, spec.job_id, load)
+        return DispatchResult(
+            worker_id=actor.id,
+            blocks=result.block_arrays(),
+            shards=list(result.stats),
+            compute_seconds=result.compute_seconds,
+            bytes_sent=sent,
+            bytes_received=received,
+            bytes_shared=shared_bytes,
+            extra={"wire_overflow": result.wire_overflow},
+        )
+
+    def _finish(self, actor: _Actor, spec: JobSpec, load, fut: Future, out: Future, sent: int):
+        try:
+            value = self._result(actor, spec, load, fut.result(), sent)
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
+            value = WorkerError(actor.id, self._explain(exc, load))
+        self._settle(actor, value, out)
 
     def _learn_shared(self, actor: _Actor, job_id: str, load) -> None:
         """After a share through the object store, read the actor's answer to the probe
@@ -336,6 +416,8 @@ class RayPool(WorkerPool):
         with self._lock:
             if actor.loaded.get(job_id) is load:
                 actor.shared[job_id] = bool(info.get("shared_memory", False))
+                if actor.shared[job_id] and info.get("local_channel") and actor.local is None:
+                    actor.local = LocalChannel(info["local_channel"], info["local_channel_secret"])
 
     def _explain(self, exc: Exception, load) -> str:
         """The failure's cause: a failed load_job explains a 'not loaded' compute."""
@@ -359,6 +441,7 @@ class RayPool(WorkerPool):
         if self._shared is not None:
             self._shared.close()
         self._finisher.shutdown(wait=False, cancel_futures=True)
+        self._local_calls.shutdown(wait=False, cancel_futures=True)
         if self._owns_ray:
             self._ray.shutdown()
         self._notify()

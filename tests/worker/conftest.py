@@ -1,4 +1,5 @@
-"""Fixtures for the worker tests: a fake coordinator on loopback, a Ray session."""
+"""Fixtures for the worker tests: a fake coordinator on loopback, an in-process gRPC worker
+registered with it, a client of that worker, a small job, a Ray session."""
 
 from __future__ import annotations
 
@@ -11,16 +12,56 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the helper and user-model modules beside this file
     sys.path.insert(0, str(HERE))
 
-from workertest_helpers import FakeCoordinator  # noqa: E402
+from workertest_helpers import TOKEN, FakeCoordinator, make_job  # noqa: E402
+
+import shardgrad as sg  # noqa: E402
+from shardgrad import nn  # noqa: E402
+from shardgrad.worker.client import WorkerClient  # noqa: E402
+from shardgrad.worker.grpc_server import WorkerServer  # noqa: E402
 
 
 @pytest.fixture
 def fake_coordinator():
-    coordinator = FakeCoordinator(token="test-token")
+    coordinator = FakeCoordinator(token=TOKEN)
     try:
         yield coordinator
     finally:
         coordinator.stop()
+
+
+def _model():
+    sg.manual_seed(1)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+@pytest.fixture
+def worker(fake_coordinator, tmp_path):
+    server = WorkerServer(
+        fake_coordinator.address,
+        cache_dir=tmp_path / "cache",
+        token=TOKEN,
+        threads_share=1,
+        allowed_import_prefixes=["workertest_models"],
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture
+def client(worker):
+    with WorkerClient(worker.address, token=TOKEN, timeout=20) as c:
+        yield c
+
+
+@pytest.fixture
+def job(fake_coordinator):
+    model = _model()
+    spec, data, flat = make_job(model, n=64, k=8)
+    sha = fake_coordinator.add_dataset(data)
+    spec = spec.__class__(**{**spec.__dict__, "dataset_sha256": sha})
+    return spec, data, flat
 
 
 @pytest.fixture(scope="session")

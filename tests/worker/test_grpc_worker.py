@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from workertest_helpers import cut, make_job
+from workertest_helpers import TOKEN, cut, make_job
 
 import shardgrad as sg
 from shardgrad import nn
@@ -17,43 +17,6 @@ from shardgrad.worker import reduction, wire
 from shardgrad.worker.client import COMPUTE_METHOD, ParamPayload, WorkerClient
 from shardgrad.worker.compute import GradientComputer
 from shardgrad.worker.grpc_server import WorkerServer
-
-TOKEN = "test-token"
-
-
-def _model():
-    sg.manual_seed(1)
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-
-
-@pytest.fixture
-def worker(fake_coordinator, tmp_path):
-    server = WorkerServer(
-        fake_coordinator.address,
-        cache_dir=tmp_path / "cache",
-        token=TOKEN,
-        threads_share=1,
-        allowed_import_prefixes=["workertest_models"],
-    ).start()
-    try:
-        yield server
-    finally:
-        server.stop(grace=None)
-
-
-@pytest.fixture
-def client(worker):
-    with WorkerClient(worker.address, token=TOKEN, timeout=20) as c:
-        yield c
-
-
-@pytest.fixture
-def job(fake_coordinator):
-    model = _model()
-    spec, data, flat = make_job(model, n=64, k=8)
-    sha = fake_coordinator.add_dataset(data)
-    spec = spec.__class__(**{**spec.__dict__, "dataset_sha256": sha})
-    return spec, data, flat
 
 
 def _local(spec, data, flat, step, shards):

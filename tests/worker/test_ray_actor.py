@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import grpc
 import numpy as np
 import pytest
 from workertest_helpers import cut, make_job
 
 import shardgrad as sg
 from shardgrad import nn
-from shardgrad.worker import reduction
+from shardgrad.protos import worker_pb2
+from shardgrad.worker import messages, reduction
 from shardgrad.worker.compute import GradientComputer
+from shardgrad.worker.local_channel import LocalCallError, LocalChannel
 from shardgrad.worker.ray_actor import create_actors
 
 
@@ -109,6 +112,34 @@ def test_an_actor_on_this_machine_computes_through_shared_memory(ray_session, ac
         assert result.blocks == expected.blocks
         assert view.tobytes() == expected.grads.tobytes()
         assert [s.loss for s in result.stats] == [s.loss for s in expected.stats]
+
+        # The same share on the actor's local channel: same bytes, gRPC-shaped refusals.
+        assert info["local_channel"] and info["local_channel_secret"]
+        assert "local_channel" not in ray.get(
+            actors[1].load_job.remote(spec, ray.put(data), ""), timeout=60
+        )
+        view[...] = 0
+        channel = LocalChannel(info["local_channel"], info["local_channel_secret"])
+        buffers = worker_pb2.SharedBuffers(
+            params=params[0], params_nbytes=params[1], grads=grads[0], grads_capacity=grads[1]
+        )
+        header = messages.compute_header(
+            spec.job_id, 3, spec.layout.fingerprint, shards, 0, buffers
+        )
+        reply = channel.call(header, timeout=30)
+        assert reply.grads_shared and [(b.level, b.index) for b in reply.blocks] == result.blocks
+        assert view.tobytes() == expected.grads.tobytes()
+        assert [s.loss for s in reply.shards] == [s.loss for s in expected.stats]
+        header.job_id = "not-loaded"
+        with pytest.raises(LocalCallError) as err:
+            channel.call(header, timeout=30)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        header.job_id = spec.job_id
+        header.layout_fingerprint = "0" * 64
+        with pytest.raises(LocalCallError) as err:
+            channel.call(header, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        channel.close()
     finally:
         for a in actors:
             ray.get(a.release_job.remote(spec.job_id), timeout=30)

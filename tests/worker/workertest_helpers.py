@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+TOKEN = "test-token"  # the bearer token of the fake coordinator and the workers it serves
 
 
 def make_job(
