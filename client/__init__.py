@@ -17,6 +17,7 @@ _EXPORTS = {
     "WorkerInfo": ".records",
     "ScaleResult": ".records",
     "ModelInfo": ".records",
+    "Event": ".records",
     "DatasetInfo": ".datasets",
     "ShardgradError": ".errors",
     "InvalidArgumentError": ".errors",

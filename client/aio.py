@@ -2,17 +2,19 @@
 
 Each call runs the blocking client's call in a worker thread (`asyncio.to_thread`), so the
 two behave identically, errors included; the metrics stream is an async iterator fed from a
-thread, and leaving the loop early cancels the stream.
+thread, and leaving the loop early cancels the stream. Following the event log polls from
+the event loop, sleeping with `asyncio.sleep` between polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+from .events import READ_DEFAULT, EventFollower
 from .jobs import Job
-from .records import JobStatus, ScaleResult, WorkerInfo
+from .records import Event, JobStatus, ScaleResult, WorkerInfo
 from .sdk import Client
 
 _END = object()
@@ -112,3 +114,31 @@ class AsyncClient:
 
     async def scale(self, n: int, pool: str | None = None) -> ScaleResult:
         return await asyncio.to_thread(self.sync.scale, n, pool)
+
+    async def events(
+        self,
+        job_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        after_id: int = 0,
+        limit: int = READ_DEFAULT,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        return await asyncio.to_thread(
+            self.sync.events, job_id, kinds, after_id, limit, newest_first
+        )
+
+    async def follow_events(
+        self,
+        job_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        after_id: int = 0,
+        poll_interval: float = 1.0,
+    ) -> AsyncIterator[Event]:
+        """Events as they are written (see `Client.follow_events`)."""
+        follower = EventFollower(self.sync._conn, job_id, kinds, after_id)
+        while True:
+            for event in await asyncio.to_thread(follower.poll):
+                yield event
+            if follower.done:
+                return
+            await asyncio.sleep(poll_interval)

@@ -1,6 +1,6 @@
 """The client's `shardgrad` subcommands: submit, jobs, status, metrics/logs, stop, delete,
-scale, workers, download, smoke (a check against a running coordinator) and demo (the
-embedded demo: its own coordinator and workers). Each wraps one or two SDK calls.
+scale, workers, events, download, smoke (a check against a running coordinator) and demo
+(the embedded demo: its own coordinator and workers). Each wraps one or two SDK calls.
 
 Output is a table (or `key: value` lines) for people and, with `--json`, JSON for programs.
 Exit codes are stable, so scripts can branch on them:
@@ -16,6 +16,7 @@ Exit codes are stable, so scripts can branch on them:
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +162,33 @@ def add_client_subcommands(subparsers) -> None:
     p.add_argument("--pool", default=None, help="the pool to scale (default: the coordinator's)")
 
     add("workers", "list workers", cmd_workers)
+
+    p = add(
+        "events",
+        "list the coordinator's event log; --follow prints new events as they happen",
+        cmd_events,
+        description="The coordinator's event log, oldest first: jobs submitted, started and "
+        "ended, workers joining, dropped and lost, micro-shards recomputed, checkpoints "
+        "written or not, steps skipped. Shows the newest --limit events; with --follow, then "
+        "prints new ones as they are written (until the job ends, with --job).",
+    )
+    p.add_argument("--job", default=None, metavar="JOB_ID", help="only this job's events")
+    p.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="only events of this kind, e.g. worker_dropped (repeatable)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=200, help="show the newest N events (1 to 1000, default 200)"
+    )
+    p.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events (with --job: until the job ends; exit code from its state)",
+    )
 
     p = add(
         "download",
@@ -484,6 +512,47 @@ def cmd_workers(args: argparse.Namespace) -> int:
     else:
         table(_WORKER_HEADERS, _worker_rows(workers))
     return OK
+
+
+_EVENT_HEADERS = ["id", "time", "level", "kind", "job", "worker", "message"]
+_EVENT_WIDTHS = (8, 21, 9, 22, 18, 14)  # the message takes the rest of the line
+
+
+def _event_row(e) -> list:
+    from .output import when  # noqa: PLC0415
+
+    return [e.id, when(e.time), e.level, e.kind, e.job_id or "-", e.worker_id or "-", e.message]
+
+
+def _print_event_line(e) -> None:
+    cells = [str(c) for c in _event_row(e)]
+    line = "".join(c.ljust(w) for c, w in zip(cells, _EVENT_WIDTHS)) + cells[-1]
+    print(line.rstrip(), flush=True)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from .output import print_json, table  # noqa: PLC0415
+
+    with _client(args) as client:
+        newest = client.events(args.job, args.kind, limit=args.limit, newest_first=True)
+        shown = newest[::-1]  # oldest first, as a log reads
+        if not args.follow:
+            if args.json:
+                print_json({"events": shown})
+            else:
+                table(_EVENT_HEADERS, [_event_row(e) for e in shown])
+            return OK
+        if not args.json:
+            header = [h.upper() for h in _EVENT_HEADERS]
+            print("".join(h.ljust(w) for h, w in zip(header, _EVENT_WIDTHS)) + header[-1])
+        after = shown[-1].id if shown else 0
+        for e in itertools.chain(shown, client.follow_events(args.job, args.kind, after)):
+            if args.json:
+                print_json(e)
+            else:
+                _print_event_line(e)
+        # Following the whole log only ends with Ctrl-C; following a job ends with the job.
+        return STATE_EXIT.get(client.job(args.job).status().state, ERROR)
 
 
 def cmd_download(args: argparse.Namespace) -> int:

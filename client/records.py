@@ -1,4 +1,5 @@
-"""Plain Python views of the coordinator's messages: job status, metric events, workers.
+"""Plain Python views of the coordinator's messages: job status, metric events, workers,
+the event log.
 
 Users get dataclasses and dicts, never protobuf objects, so their code does not depend on the
 wire format; every view has `to_dict()` for JSON output.
@@ -152,6 +153,37 @@ class WorkerInfo:
             last_heartbeat=_time_or_none(m.last_heartbeat),
             loaded_jobs=list(m.loaded_jobs),
             version=m.version,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the coordinator's event log: what happened (`kind`, e.g. "job_started",
+    "worker_dropped", "checkpoint_failed"), how much it matters (`level`: "info", "warning"
+    or "error"), to which job and worker (None when not about one), and when (Unix
+    seconds). Ids only grow: pass the last one seen as `after_id` to read only newer ones."""
+
+    id: int
+    time: float
+    kind: str
+    level: str
+    job_id: str | None
+    worker_id: str | None
+    message: str
+
+    @classmethod
+    def from_proto(cls, m) -> Event:
+        return cls(
+            id=int(m.id),
+            time=m.time,
+            kind=m.kind,
+            level=m.level,
+            job_id=m.job_id or None,
+            worker_id=m.worker_id or None,
+            message=m.message,
         )
 
     def to_dict(self) -> dict:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,9 +31,10 @@ from . import convert
 from .connection import Connection
 from .datasets import DatasetInfo, encode_npz, sha256_hex, upload_requests
 from .errors import UnavailableError
+from .events import READ_DEFAULT, EventFollower, read_events
 from .jobs import Job
 from .progress import byte_bar
-from .records import JobStatus, ScaleResult, WorkerInfo, job_state_value
+from .records import Event, JobStatus, ScaleResult, WorkerInfo, job_state_value
 
 # Job options `submit` passes through to the coordinator's configuration as they are.
 CONFIG_OPTIONS = (
@@ -313,6 +315,43 @@ class Client:
             status = JobStatus.from_proto(m)
             out.append(Job(self._conn, status.job_id, status))
         return out
+
+    # ------------------------------------------------------------------ events
+    def events(
+        self,
+        job_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        after_id: int = 0,
+        limit: int = READ_DEFAULT,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """The coordinator's event log: jobs submitted, started, ended; workers joining,
+        dropped, lost; micro-shards recomputed; checkpoints written or not; steps skipped.
+
+        Oldest first, the first `limit` (at most 1000) with ids above `after_id`: pass the
+        last id seen to page through the log without a gap. `newest_first` gives the newest
+        `limit` instead, newest first. `job_id` keeps one job's events (a deleted job's stay
+        until they age out), `kinds` only those kinds ("worker_dropped", ...).
+        """
+        return read_events(self._conn, job_id, kinds, after_id, limit, newest_first)
+
+    def follow_events(
+        self,
+        job_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        after_id: int = 0,
+        poll_interval: float = 1.0,
+    ) -> Iterator[Event]:
+        """Events as they are written, oldest first, from `after_id` on (0: the whole log
+        the coordinator keeps), asking for new ones every `poll_interval` seconds. With
+        `job_id`, ends once that job has ended and its last events are read; else runs
+        until the caller stops iterating."""
+        follower = EventFollower(self._conn, job_id, kinds, after_id)
+        while True:
+            yield from follower.poll()
+            if follower.done:
+                return
+            time.sleep(poll_interval)
 
     # ------------------------------------------------------------------ workers
     def workers(self) -> list[WorkerInfo]:

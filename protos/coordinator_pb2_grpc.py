@@ -99,6 +99,11 @@ class CoordinatorStub:
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersRequest.SerializeToString,
                 response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersResponse.FromString,
                 _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/shardgrad.v1.Coordinator/ListEvents',
+                request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
         self.RegisterWorker = channel.unary_unary(
                 '/shardgrad.v1.Coordinator/RegisterWorker',
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.RegisterWorkerRequest.SerializeToString,
@@ -207,6 +212,13 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvents(self, request, context):
+        """The event log: what happened to jobs, workers and the coordinator, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterWorker(self, request, context):
         """Calls made by gRPC workers.
         """
@@ -293,6 +305,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.ScaleWorkers,
                     request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersRequest.FromString,
                     response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.ListEventsRequest.FromString,
+                    response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.ListEventsResponse.SerializeToString,
             ),
             'RegisterWorker': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterWorker,
@@ -661,6 +678,33 @@ class Coordinator:
             '/shardgrad.v1.Coordinator/ScaleWorkers',
             shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersRequest.SerializeToString,
             shardgrad_dot_protos_dot_coordinator__pb2.ScaleWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardgrad.v1.Coordinator/ListEvents',
+            shardgrad_dot_protos_dot_coordinator__pb2.ListEventsRequest.SerializeToString,
+            shardgrad_dot_protos_dot_coordinator__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

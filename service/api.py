@@ -44,6 +44,7 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _POLL_SECONDS = 0.2
+_MAX_EVENT_KINDS = 100
 
 
 class _Undecodable:
@@ -501,6 +502,43 @@ class CoordinatorService:
         events.record(self.store, "workers_scaled", f"scaled to {count} {self.pool.kind} workers")
         return coordinator_pb2.ScaleWorkersResponse(
             count=count, workers=[convert.worker(w) for w in self.pool.describe()]
+        )
+
+    # ------------------------------------------------------------------ events
+    def ListEvents(self, request, context):  # noqa: N802
+        request = _decoded(request, context)
+        job_id = request.job_id or None
+        if job_id is not None and not _JOB_ID.match(job_id):
+            _invalid(context, "job_id", f"{job_id[:80]!r} is not a job id")
+        if len(request.kinds) > _MAX_EVENT_KINDS:
+            _invalid(context, "kinds", f"more than {_MAX_EVENT_KINDS} entries")
+        for i, kind in enumerate(request.kinds):
+            if kind not in events.KINDS:
+                _invalid(
+                    context,
+                    f"kinds[{i}]",
+                    f"{kind[:80]!r} is not an event kind; known: {', '.join(sorted(events.KINDS))}",
+                )
+        if request.after_id < 0:
+            _invalid(context, "after_id", f"must be >= 0, got {request.after_id}")
+        if not 0 <= request.limit <= events.READ_MAX:
+            _invalid(
+                context,
+                "limit",
+                f"must be 1 to {events.READ_MAX} (0: {events.READ_DEFAULT}), got {request.limit}",
+            )
+        # A job's events outlive the job, so an id that names no job is no error: its events
+        # may still be there (its deletion among them), or there may be none.
+        found = self.store.events(
+            job_id,
+            request.after_id,
+            request.limit or events.READ_DEFAULT,
+            request.newest_first,
+            kinds=list(request.kinds),
+        )
+        return coordinator_pb2.ListEventsResponse(
+            events=[convert.event(e) for e in found],
+            last_id=max((e.id for e in found), default=request.after_id),
         )
 
     def RegisterWorker(self, request, context):  # noqa: N802

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from shardgrad.protos import common_pb2, coordinator_pb2
 
 from .config import JobConfig, ValidationError
-from .store import DatasetRecord, JobRecord, JobState, MetricRecord
+from .store import DatasetRecord, EventRecord, JobRecord, JobState, MetricRecord
 
 JOB_STATE_TO_PROTO = {s: coordinator_pb2.JobState.Value(f"JOB_STATE_{s.value}") for s in JobState}
 JOB_STATE_FROM_PROTO = {v: k for k, v in JOB_STATE_TO_PROTO.items()}
@@ -132,3 +133,15 @@ def metrics_event(
             if (num := _number(value)) is not None:
                 event.values[f"{m.kind}_{key}"] = num
     return event
+
+
+def event(rec: EventRecord) -> coordinator_pb2.Event:
+    return coordinator_pb2.Event(
+        id=rec.id,
+        time=rec.time,
+        kind=rec.kind,
+        level=rec.level,
+        job_id=rec.job_id or "",
+        worker_id=rec.worker_id or "",
+        message=rec.message,
+    )

@@ -38,6 +38,7 @@ from .dashboard_cli import DEFAULT_PORT
 from .dashboard_data import DashboardData
 from .dashboard_prom import CONTENT_TYPE as PROM_CONTENT_TYPE
 from .dashboard_prom import make_registry, render
+from .events import READ_DEFAULT, READ_MAX
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ _CSP = (
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 _MAX_BODY = 4096
-_MAX_EVENTS = 1000  # per /api/v1/events answer
 
 
 def session_value(token: str) -> str:
@@ -328,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         `order=oldest` the oldest after `since_id` first, for reading the whole log in pages."""
         try:
             since_id = int(query.get("since_id", ["0"])[0] or 0)
-            limit = int(query.get("limit", ["200"])[0] or 200)
+            limit = int(query.get("limit", [""])[0] or READ_DEFAULT)
         except ValueError:
             return self._error(HTTPStatus.BAD_REQUEST, "since_id and limit must be integers")
         order = query.get("order", ["newest"])[0]
@@ -336,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.BAD_REQUEST, "order must be 'newest' or 'oldest'")
         job_id = query.get("job_id", [""])[0] or None
         out = self.server.data.events(
-            job_id, max(0, since_id), max(1, min(limit, _MAX_EVENTS)), order == "newest"
+            job_id, max(0, since_id), max(1, min(limit, READ_MAX)), order == "newest"
         )
         return self._json(HTTPStatus.OK, out)
 

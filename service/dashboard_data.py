@@ -137,6 +137,7 @@ class Totals:
     samples: float = 0.0
     bytes_sent: float = 0.0
     bytes_received: float = 0.0
+    bytes_shared: float = 0.0  # gradients read in place from shared memory, not over the wire
     skipped_nonfinite: int = 0
     step_seconds_sum: float = 0.0
     step_seconds_count: int = 0
@@ -232,6 +233,7 @@ class DashboardData:
         t.samples += _num(values.get("samples"), 0.0)
         t.bytes_sent += _num(values.get("bytes_sent"), 0.0)
         t.bytes_received += _num(values.get("bytes_received"), 0.0)
+        t.bytes_shared += _num(values.get("bytes_shared"), 0.0)
         if values.get("skipped_nonfinite"):
             t.skipped_nonfinite += 1
         secs = _num(values.get("step_seconds"), math.nan)
@@ -446,6 +448,7 @@ class DashboardData:
                 samples=t.samples,
                 bytes_sent=t.bytes_sent,
                 bytes_received=t.bytes_received,
+                bytes_shared=t.bytes_shared,
                 skipped_nonfinite=t.skipped_nonfinite,
                 step_seconds_sum=t.step_seconds_sum,
                 step_seconds_count=t.step_seconds_count,

@@ -77,11 +77,14 @@ class CoordinatorCollector:
 
         moved = CounterMetricFamily(
             "shardgrad_bytes",
-            "Bytes moved between the coordinator and its workers.",
+            "Bytes moved between the coordinator and its workers: sent and received over the "
+            "wire (or Ray's object store), and shared: gradients read in place from shared "
+            "memory by the coordinator.",
             labels=["direction"],
         )
         moved.add_metric(["sent"], t.bytes_sent)
         moved.add_metric(["received"], t.bytes_received)
+        moved.add_metric(["shared"], t.bytes_shared)
         yield moved
 
         happened = CounterMetricFamily(

@@ -4,7 +4,8 @@ Metrics say how training goes; events say why it went that way: a worker was dro
 micro-shards recomputed by the others, a checkpoint could not be written, the coordinator
 restarted and a job resumed from its checkpoint. They are written where they happen, into
 the store's `events` table, and read by the dashboard (`/api/v1/events`, the page's events
-section, `shardgrad_events_total`).
+section, `shardgrad_events_total`) and the gRPC API (ListEvents: the SDK's `Client.events`,
+`shardgrad events`).
 
 Recording an event must never hurt what it describes: `record` swallows every error (a full
 disk, a closed store), logs it and drops the event, so a training loop goes on regardless.
@@ -45,6 +46,11 @@ KINDS: dict[str, str] = {
     "checkpoint_failed": "warning",  # e.g. a full disk; the next checkpoint tries again
     "step_skipped": "warning",  # a non-finite loss or gradient (skip_nonfinite)
 }
+
+# How many events one read of the log returns (the dashboard's `/api/v1/events`, the gRPC
+# API's ListEvents) when not told, and at most: a client pages through more by id.
+READ_DEFAULT = 200
+READ_MAX = 1000
 
 
 def record(

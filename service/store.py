@@ -548,18 +548,24 @@ class Store:
         since_id: int = 0,
         limit: int = 200,
         newest_first: bool = False,
+        kinds: Sequence[str] | None = None,
     ) -> list[EventRecord]:
         """Events with ids above `since_id` (of one job, or all), at most `limit`.
 
         Oldest first by default: the first `limit` after `since_id`, so a reader that passes
         the last id it saw as `since_id` pages through the log without a gap. `newest_first`
-        gives the newest `limit` instead, newest first (what a live view shows).
+        gives the newest `limit` instead, newest first (what a live view shows). `kinds`, when
+        given, keeps only events of those kinds, before `limit` counts them.
         """
         sql = "SELECT * FROM events WHERE id > ?"
         args: list = [int(since_id)]
         if job_id is not None:
             sql += " AND job_id = ?"
             args.append(job_id)
+        if kinds:
+            wanted = sorted(set(kinds))
+            sql += f" AND kind IN ({', '.join('?' * len(wanted))})"
+            args.extend(wanted)
         sql += " ORDER BY id DESC LIMIT ?" if newest_first else " ORDER BY id LIMIT ?"
         args.append(max(0, int(limit)))
         return [_event(r) for r in self._conn().execute(sql, args).fetchall()]

@@ -80,6 +80,7 @@ CLIENT_COMMANDS = (
     "delete",
     "scale",
     "workers",
+    "events",
     "download",
     "smoke",
     "demo",
