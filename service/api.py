@@ -148,24 +148,24 @@ class CoordinatorService:
         return grpc.method_handlers_generic_handler(service.full_name, methods)
 
     # ------------------------------------------------------------------ helpers
-    def _job_record(self, context, job_id: str):
+    def _check_job_id(self, context, job_id: str) -> None:
         if not job_id:
             _invalid(context, "job_id", "required")
         if not _JOB_ID.match(job_id):
             _invalid(context, "job_id", f"{job_id[:80]!r} is not a job id")
+
+    def _no_job(self, context, job_id: str):
+        context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id}")
+
+    def _job_record(self, context, job_id: str):
+        self._check_job_id(context, job_id)
         rec = self.store.get_job(job_id)
         if rec is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id}")
+            self._no_job(context, job_id)
         return rec
 
-    def _last_loss(self, rec) -> float | None:
-        if rec.step <= 0:
-            return None
-        found = self.store.metrics(rec.id, kind="train", after_step=rec.step - 1, limit=1)
-        return float(found[0].values.get("loss", 0.0)) if found else None
-
     def _job(self, rec) -> coordinator_pb2.Job:
-        return convert.job(rec, self._last_loss(rec))
+        return convert.job(rec, self.store.last_train_loss(rec.id, rec.step))
 
     def _open(self, context) -> None:
         if self.closing.is_set():
@@ -332,7 +332,11 @@ class CoordinatorService:
 
     def GetJob(self, request, context):  # noqa: N802
         request = _decoded(request, context)
-        return self._job(self._job_record(context, request.job_id))
+        self._check_job_id(context, request.job_id)
+        found = self.store.jobs_with_last_loss(job_id=request.job_id)  # one query, not two
+        if not found:
+            self._no_job(context, request.job_id)
+        return convert.job(*found[0])
 
     def ListJobs(self, request, context):  # noqa: N802
         request = _decoded(request, context)
@@ -341,10 +345,10 @@ class CoordinatorService:
             if value not in convert.JOB_STATE_FROM_PROTO:
                 _invalid(context, f"states[{i}]", f"{value} is not a job state")
             wanted.add(convert.JOB_STATE_FROM_PROTO[value])
-        records = [r for r in self.store.list_jobs() if not wanted or r.state in wanted]
-        if request.limit:
-            records = records[-request.limit :]  # the newest, oldest first
-        return coordinator_pb2.ListJobsResponse(jobs=[self._job(r) for r in records])
+        # One query for the jobs and their losses however many are listed: the newest
+        # `limit` of them (0: all), oldest first.
+        found = self.store.jobs_with_last_loss(states=wanted or None, newest=request.limit or None)
+        return coordinator_pb2.ListJobsResponse(jobs=[convert.job(r, loss) for r, loss in found])
 
     def StopJob(self, request, context):  # noqa: N802
         request = _decoded(request, context)
@@ -402,22 +406,25 @@ class CoordinatorService:
                 "follow: too many metric streams are being followed; try again later",
             )
         try:
-            yield from self._metrics(rec.id, int(request.from_step), request.follow, context)
+            yield from self._metrics(
+                rec.id, int(request.from_step), request.follow, context, rec.state
+            )
         finally:
             if request.follow:
                 self._followers.release()
 
-    def _metrics(self, job_id: str, from_step: int, follow: bool, context) -> Iterator:
+    def _metrics(
+        self, job_id: str, from_step: int, follow: bool, context, state: JobState
+    ) -> Iterator:
+        """The job's metrics as events; `state` is the job's, read by the caller just now.
+
+        The state is always read before the records: a loop writes its last metrics before
+        its final state, so a terminal state means the read after it sees every record.
+        """
         after = from_step - 1
         sent: set[tuple[int, str]] = set()
         train_loss: dict[int, float] = {}
         while True:
-            # The state is read first: a loop writes its last metrics before its final state,
-            # so a terminal state here means the read below sees every record.
-            current = self.store.get_job(job_id)
-            if current is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: job {job_id} was deleted")
-            state = current.state
             for m in self.store.metrics(job_id, after_step=after):
                 if (m.step, m.kind) in sent:
                     continue
@@ -433,6 +440,10 @@ class CoordinatorService:
                 return
             if self.closing.wait(_POLL_SECONDS):
                 return
+            current = self.store.get_job(job_id)
+            if current is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: job {job_id} was deleted")
+            state = current.state
 
     def FetchModel(self, request, context):  # noqa: N802
         request = _decoded(request, context)

@@ -33,16 +33,36 @@ _DTYPES = {
 }
 
 
+def shown_config(config_json: str) -> str:
+    """A stored config as the API shows it: every default filled in.
+
+    The answer depends on the text alone, and a job's config never changes, so listing jobs
+    over and over parses each config once: texts up to `_CACHED_CONFIG_CHARS` are remembered.
+    """
+    if len(config_json) > _CACHED_CONFIG_CHARS:
+        return _normalised_config(config_json)
+    return _cached_config(config_json)
+
+
+def _normalised_config(config_json: str) -> str:
+    try:
+        return JobConfig.from_json(config_json).to_json()
+    except ValidationError:  # written by an older shardgrad: show it as stored
+        return config_json
+
+
+# A config is ~1 KB (the model's spec, not its weights): 1024 of the largest remembered keep
+# at most ~32 MB, and a coordinator's listings of up to 1024 jobs stay parsed.
+_CACHED_CONFIG_CHARS = 16 * 1024
+_cached_config = functools.lru_cache(maxsize=1024)(_normalised_config)
+
+
 def job(rec: JobRecord, last_loss: float | None = None) -> coordinator_pb2.Job:
     """A job record as the API shows it: the config with every default filled in."""
-    try:
-        config_json = JobConfig.from_json(rec.config_json).to_json()
-    except ValidationError:  # written by an older shardgrad: show it as stored
-        config_json = rec.config_json
     return coordinator_pb2.Job(
         job_id=rec.id,
         name=rec.name,
-        config_json=config_json,
+        config_json=shown_config(rec.config_json),
         state=JOB_STATE_TO_PROTO[rec.state],
         step=rec.step,
         total_steps=rec.total_steps,

@@ -9,12 +9,13 @@ open; a database from a newer shardgrad is refused rather than misread.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -203,6 +204,20 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+# The values of a job's train record at its current step: the first (by step, then by write
+# order) at or after that step, nothing before step 1. `{job}` and `{step}` name the job's id
+# and step: columns of a query over jobs, or parameters (the step's two before the id's).
+_LAST_TRAIN_VALUES = (
+    "CASE WHEN {step} > 0 THEN (SELECT m.values_json FROM metrics AS m WHERE m.job_id = {job} "
+    "AND m.kind = 'train' AND m.step >= {step} ORDER BY m.step, m.seq LIMIT 1) END"
+)
+_JOBS_WITH_LAST_TRAIN_VALUES = (
+    f"SELECT jobs.*, ({_LAST_TRAIN_VALUES.format(job='jobs.id', step='jobs.step')}) "
+    "AS last_train_values FROM jobs"
+)
+_LAST_TRAIN_VALUES_OF = f"SELECT {_LAST_TRAIN_VALUES.format(job='?', step='?')}"
+
+
 class Store:
     """Typed access to the state database; safe to share between threads."""
 
@@ -351,6 +366,46 @@ class Store:
                 .fetchall()
             )
         return [_job(r) for r in rows]
+
+    def jobs_with_last_loss(
+        self,
+        job_id: str | None = None,
+        states: Collection[JobState] | None = None,
+        newest: int | None = None,
+    ) -> list[tuple[JobRecord, float | None]]:
+        """Jobs (one, or those in `states`, or all), oldest first, each with the training loss
+        at its current step (see `last_train_loss`), read in one query however many there are.
+
+        `newest` keeps only that many of the most recently created. An API listing jobs
+        answers from this, so its cost does not grow by a query per job listed.
+        """
+        sql = _JOBS_WITH_LAST_TRAIN_VALUES
+        where, args = [], []
+        if job_id is not None:
+            where.append("id = ?")
+            args.append(job_id)
+        if states is not None:
+            wanted = sorted({JobState(s).value for s in states})
+            where.append(f"state IN ({', '.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if newest is None:
+            sql += " ORDER BY created_at, id"
+        else:
+            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+            args.append(max(0, int(newest)))
+        rows = self._conn().execute(sql, args).fetchall()
+        if newest is not None:
+            rows.reverse()
+        return [(_job(r), _loss_of(r["last_train_values"])) for r in rows]
+
+    def last_train_loss(self, job_id: str, step: int) -> float | None:
+        """The loss of a job's training record at `step`: the first train record at or after
+        it (a job resumed from a checkpoint shows the step it resumes from). None at step 0 or
+        when there is no such record; 0.0 for a record without a loss."""
+        row = self._conn().execute(_LAST_TRAIN_VALUES_OF, (step, job_id, step)).fetchone()
+        return _loss_of(row[0])
 
     def set_state(
         self,
@@ -624,6 +679,18 @@ def _job(r: sqlite3.Row) -> JobRecord:
         started_at=r["started_at"],
         finished_at=r["finished_at"],
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _loss_of(values_json: str | None) -> float | None:
+    """A train record's loss (0.0 when it has none); None for no record.
+
+    Remembered by the record's text: the jobs a listing shows are mostly ended, and their
+    last records, decoded once, never change.
+    """
+    if values_json is None:
+        return None
+    return float(json.loads(values_json).get("loss", 0.0))
 
 
 def _worker(r: sqlite3.Row) -> WorkerRecord:
