@@ -163,27 +163,28 @@ class Trainer:
             self.events.add("job_started", f"at step {self.step} of {self.total_steps}")
             self._train()
             self._finish_model()
-            self._set_state(JobState.SUCCEEDED)
+            # The event goes first: whoever sees the final state then finds it in the log.
             self.events.add("job_succeeded", f"trained all {self.step} steps")
+            self._set_state(JobState.SUCCEEDED)
             return JobState.SUCCEEDED
         except _Interrupted:
             if self.stop_requested.is_set():
                 self._save_checkpoint_if_new()
                 self._finish_model()
-                self._set_state(JobState.STOPPED, "stopped by request")
                 self.events.add("job_stopped", f"stopped by request at step {self.step}")
+                self._set_state(JobState.STOPPED, "stopped by request")
                 return JobState.STOPPED
             self._save_checkpoint_if_new()
             return self.store.job(self.job_id).state
         except JobFailed as exc:
             log.warning("job %s failed: %s", self.job_id, exc)
-            self._set_state(JobState.FAILED, str(exc))
             self.events.add("job_failed", str(exc))
+            self._set_state(JobState.FAILED, str(exc))
             return JobState.FAILED
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the coordinator
             log.exception("job %s crashed", self.job_id)
-            self._set_state(JobState.FAILED, f"internal error at step {self.step}: {exc!r}")
             self.events.add("job_failed", f"internal error at step {self.step}: {exc!r}")
+            self._set_state(JobState.FAILED, f"internal error at step {self.step}: {exc!r}")
             return JobState.FAILED
         finally:
             if loaded:
