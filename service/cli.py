@@ -10,6 +10,7 @@ import threading
 
 from .config import MAX_PARAMETERS
 from .dashboard_cli import add_dashboard_arguments, serve_dashboard
+from .priority import DEFAULT_API_NICE
 
 
 def _positive_int(text: str) -> int:
@@ -134,6 +135,16 @@ def add_serve_subcommand(subparsers) -> argparse.ArgumentParser:
         help="send every worker's parameters and gradients over the wire, even for workers "
         "on this machine (which otherwise use shared memory)",
     )
+    p.add_argument(
+        "--api-nice",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        default=DEFAULT_API_NICE,
+        help="how much lower the CPU priority of the threads answering API and dashboard "
+        f"requests is than training's (a nice increment; default {DEFAULT_API_NICE}, 0 keeps "
+        "them equal), so that busy clients slow their answers before they slow training",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING, ...")
     add_dashboard_arguments(p)
     p.set_defaults(func=run_serve)
@@ -172,6 +183,7 @@ def run_serve(args: argparse.Namespace) -> int:
         step_timeout=args.step_timeout,
         worker_grace=args.worker_grace,
         shared_memory=args.shared_memory,
+        api_nice=args.api_nice,
     )
     stop = threading.Event()
 

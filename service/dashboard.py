@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from . import priority
 from .dashboard_cli import DEFAULT_PORT
 from .dashboard_data import DashboardData
 from .dashboard_prom import CONTENT_TYPE as PROM_CONTENT_TYPE
@@ -65,8 +66,9 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, data: DashboardData, token: str | None) -> None:
+    def __init__(self, address, data: DashboardData, token: str | None, api_nice: int = 0) -> None:
         self.data = data
+        self.api_nice = api_nice
         self.token = token
         self.session = session_value(token) if token else None
         self.registry = make_registry(data)
@@ -74,6 +76,11 @@ class DashboardServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def process_request_thread(self, request, client_address) -> None:
+        # Each request's thread serves at the API's priority (see service.priority).
+        priority.lower_this_thread(self.api_nice)
+        super().process_request_thread(request, client_address)
 
     @property
     def port(self) -> int:
@@ -101,6 +108,7 @@ def start_dashboard(
     token: str | None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
+    api_nice: int = 0,
 ) -> tuple[DashboardServer, int]:
     """Serve the dashboard of a JobManager (or a bare Store) on a daemon thread.
 
@@ -110,7 +118,7 @@ def start_dashboard(
     """
     store, state_dir, pool = _sources(manager_or_store)
     data = DashboardData(store, state_dir, pool)
-    server = DashboardServer((host, port), data, token)
+    server = DashboardServer((host, port), data, token, api_nice)
     server.thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.25}, name="sg-dashboard"
     )

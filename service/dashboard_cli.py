@@ -43,13 +43,19 @@ def serve_dashboard(args: argparse.Namespace, coordinator):
     host = args.dashboard_host or args.host
     try:
         server, bound = start_dashboard(
-            coordinator.manager, coordinator.token, host, DEFAULT_PORT if port is None else port
+            coordinator.manager,
+            coordinator.token,
+            host,
+            DEFAULT_PORT if port is None else port,
+            coordinator.options.api_nice,
         )
     except OSError as exc:
         if port is not None:
             raise OSError(f"cannot serve the dashboard on {host}:{port}: {exc}") from None
         log.warning("dashboard port %d is taken (%s); using a free one", DEFAULT_PORT, exc)
-        server, bound = start_dashboard(coordinator.manager, coordinator.token, host, 0)
+        server, bound = start_dashboard(
+            coordinator.manager, coordinator.token, host, 0, coordinator.options.api_nice
+        )
     dial = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
     url = f"http://{f'[{dial}]' if ':' in dial else dial}:{bound}"
     endpoint = coordinator.state_dir / "coordinator.json"

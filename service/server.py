@@ -11,6 +11,7 @@ next start carries on where this one stopped.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -24,12 +25,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shardgrad.worker import auth, threads, wire
 
-from . import events, security
+from . import events, priority, security
 from .api import SERVICE, CoordinatorService
 from .config import MAX_PARAMETERS
 from .fsutil import atomic_write
 from .jobs import JobManager
 from .pools.base import WorkerPool
+from .priority import DEFAULT_API_NICE
 from .trainer import TrainerOptions
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class ServeOptions:
     # Workers on this machine exchange the step's parameters and gradients through shared
     # memory instead of the wire (see shardgrad.worker.shm); off sends everything over it.
     shared_memory: bool = True
+    # How much lower the CPU priority of the threads answering API and dashboard requests is
+    # than training's (a nice increment; 0 keeps them equal): see service.priority.
+    api_nice: int = DEFAULT_API_NICE
 
 
 class StateDirBusy(RuntimeError):
@@ -156,7 +161,11 @@ class Coordinator:
             heartbeat_interval=opts.heartbeat_interval,
         )
         self.server = grpc.server(
-            ThreadPoolExecutor(max_workers=opts.rpc_threads, thread_name_prefix="sg-rpc"),
+            ThreadPoolExecutor(
+                max_workers=opts.rpc_threads,
+                thread_name_prefix="sg-rpc",
+                initializer=functools.partial(priority.lower_this_thread, opts.api_nice),
+            ),
             options=wire.grpc_options(),
             interceptors=[auth.BearerAuthInterceptor(self.token)],
         )

@@ -167,7 +167,8 @@ def render(results: dict) -> str:
             "listing workers and streaming metrics; once every client job has ended, all clients",
             f"keep polling and streaming for a measured {v['window_s']} s window. Throughput is",
             "the two training jobs' steps per second in an equal window without clients and in",
-            "that one. Latencies cover every call of both phases.",
+            "that one. Latencies cover every call of both phases. The coordinator serves the",
+            "API at its default priority (`--api-nice 10`: below its training loops).",
             "",
             *_table(
                 ["figure", "value"],
