@@ -8,6 +8,7 @@ N. Gradients are copied once, from the received chunks into one array.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,20 @@ class ParamPayload:
             wire.encode_chunk(2, a, view[a:b]) for a, b in wire.chunk_spans(len(view), chunk_bytes)
         )
         return cls(step, len(view), chunks)
+
+
+@dataclass(frozen=True)
+class SentShare:
+    """A share sent on a worker's local channel, its answer still to be read."""
+
+    channel: LocalChannel
+    conn: socket.socket
+
+
+def _shared_result(reply: worker_pb2.ComputeResult, spec: JobSpec) -> GradientResult:
+    if not reply.grads_shared:
+        raise WireError("the worker answered ComputeShared without shared gradients")
+    return messages.result_from_header(reply, spec.num_micro_shards, spec.layout.numel, None)
 
 
 def open_channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
@@ -158,12 +173,7 @@ class WorkerClient:
             shared,
         )
         if shared is not None:
-            reply = self._call_shared(header, timeout or self.timeout)
-            if not reply.grads_shared:
-                raise WireError("the worker answered ComputeShared without shared gradients")
-            return messages.result_from_header(
-                reply, spec.num_micro_shards, spec.layout.numel, None
-            )
+            return _shared_result(self._call_shared(header, timeout or self.timeout), spec)
 
         def requests() -> Iterator[bytes]:
             yield worker_pb2.ComputeRequest(header=header).SerializeToString()
@@ -178,17 +188,52 @@ class WorkerClient:
         finally:
             replies.cancel()
 
+    @property
+    def has_local_channel(self) -> bool:
+        return self._local is not None
+
+    def send_shared(
+        self,
+        spec: JobSpec,
+        step: int,
+        shards: Sequence[tuple[int, np.ndarray]],
+        shared: worker_pb2.SharedBuffers,
+        timeout: float,
+    ) -> SentShare | None:
+        """Start `compute(..., shared=shared)` on the local channel and return at once, the
+        request sent, so that the caller can start every worker of a step before it waits for
+        any; `receive_shared` then waits for the answer. None when this worker has no usable
+        local channel: call `compute` instead. Raises grpc.RpcError when sending fails."""
+        local = self._local
+        if local is None:
+            return None
+        header = messages.compute_header(
+            spec.job_id, step, spec.layout.fingerprint, shards, 0, shared
+        )
+        try:
+            return SentShare(local, local.send(header, timeout))
+        except LocalChannelUnavailable as exc:
+            self._give_up_local(local, exc)
+            return None
+
+    def receive_shared(self, sent: SentShare, spec: JobSpec, timeout: float) -> GradientResult:
+        """The answer to `send_shared`'s request (the gradients are in its grads segment)."""
+        return _shared_result(sent.channel.receive(sent.conn, timeout), spec)
+
     def _call_shared(self, header: worker_pb2.ComputeHeader, timeout: float):
         local = self._local
         if local is not None:
             try:
                 return local.call(header, timeout)
             except LocalChannelUnavailable as exc:
-                log.info("worker %s: local channel given up for gRPC: %s", self.address, exc)
-                if self._local is local:
-                    self._local = None
-                local.close()
+                self._give_up_local(local, exc)
         return self._compute_shared(header, timeout=timeout, metadata=self._metadata)
+
+    def _give_up_local(self, local: LocalChannel, exc: Exception) -> None:
+        log.info("worker %s: local channel given up for gRPC: %s", self.address, exc)
+        if self._local is local:
+            self._local = None
+        local.close()
 
     def _read_result(self, replies, spec: JobSpec, out: np.ndarray | None) -> GradientResult:
         first = next(replies, None)

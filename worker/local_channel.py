@@ -316,10 +316,25 @@ class LocalChannel:
         channel failing mid-call: UNAVAILABLE, or DEADLINE_EXCEEDED after `timeout` s),
         LocalChannelUnavailable when no connection could be made, WireError for a reply
         that does not parse."""
+        return self.receive(self.send(request, timeout), timeout)
+
+    def send(self, request: worker_pb2.ComputeHeader, timeout: float) -> socket.socket:
+        """The first half of `call`: the request is on its way when this returns, and the
+        returned connection is the worker's to answer on (pass it to `receive`). A caller
+        sends to every worker of a step before waiting for any."""
         conn = self._take(timeout)
         try:
             conn.settimeout(max(timeout, 1e-3))
             send_frame(conn, _WAIT.pack(timeout), request.SerializeToString())
+        except OSError as exc:
+            conn.close()
+            raise LocalCallError(grpc.StatusCode.UNAVAILABLE, f"local channel: {exc}") from None
+        return conn
+
+    def receive(self, conn: socket.socket, timeout: float) -> worker_pb2.ComputeResult:
+        """The second half of `call`: the answer to the request sent on `conn`."""
+        try:
+            conn.settimeout(max(timeout, 1e-3))
             body = read_frame(conn)
         except TimeoutError:
             conn.close()

@@ -463,15 +463,41 @@ class GrpcPool(WorkerPool):
         with self._lock:
             worker.inflight += 1
         try:
-            return self._executor.submit(self._run, worker, spec, payload, shards, deadline)
+            sent = self._send_now(worker, spec, payload, shards, deadline)
+        except grpc.RpcError as exc:
+            with self._lock:
+                worker.inflight -= 1
+            raise WorkerError(worker_id, f"{exc.code().name}: {exc.details()}") from None
+        try:
+            return self._executor.submit(self._run, worker, spec, payload, shards, deadline, sent)
         except RuntimeError as exc:  # executor shut down: the pool is closing
             with self._lock:
                 worker.inflight -= 1
             raise WorkerError(worker_id, str(exc)) from None
 
-    def _run(self, worker, spec, payload, shards, deadline) -> DispatchResult:
+    def _send_now(self, worker, spec, payload, shards, deadline):
+        """Send the share from the caller's thread when it can go on the worker's local
+        channel (the job is loaded there and reached by shared memory): the loop's requests
+        then leave back to back, instead of each waiting for a pool thread to wake up. None:
+        the pool thread does everything (loading, retries, the wire)."""
+        if spec.job_id not in worker.loaded or spec.job_id not in worker.shared:
+            return None
+        if not worker.client.has_local_channel:
+            return None
+        shared = self._shared_buffers(spec, worker, payload, shards)
+        if shared is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        return worker.client.send_shared(spec, payload.step, shards, shared, left)
 
+    def _run(self, worker, spec, payload, shards, deadline, sent=None) -> DispatchResult:
         try:
+            if sent is not None:
+                result = self._receive_sent(worker, spec, shards, deadline, sent)
+                if result is not None:
+                    return result
             return self._compute(worker, spec, payload, shards, deadline)
         except grpc.RpcError as exc:
             raise WorkerError(worker.id, f"{exc.code().name}: {exc.details()}") from None
@@ -528,6 +554,24 @@ class GrpcPool(WorkerPool):
                 pause.wait(left())
                 continue
             break
+        return self._dispatch_result(worker, spec, shards, result, params)
+
+    def _receive_sent(self, worker, spec, shards, deadline, sent) -> DispatchResult | None:
+        """The answer to a share `_send_now` sent; None when the worker no longer held the
+        job (the caller then loads it again and asks anew, as `_compute` does)."""
+        try:
+            result = worker.client.receive_shared(
+                sent, spec, timeout=max(deadline - time.monotonic(), 1e-3)
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            with worker.load_lock:
+                worker.loaded.discard(spec.job_id)
+            return None
+        return self._dispatch_result(worker, spec, shards, result, None)
+
+    def _dispatch_result(self, worker, spec, shards, result, params) -> DispatchResult:
         sent = sum(int(idx.nbytes) for _, idx in shards)
         received = shared_bytes = 0
         if result.grads is None:  # in the worker's shared-memory segment

@@ -286,20 +286,17 @@ class RayPool(WorkerPool):
         out: Future = Future()
         if buffers is not None and actor.local is not None:
             try:
-                self._local_calls.submit(
-                    self._call_local,
-                    actor,
-                    spec,
-                    load,
-                    payload.step,
-                    buffers,
-                    shards,
-                    deadline,
-                    out,
-                )
+                sent_on = self._send_local(actor, spec, payload.step, buffers, shards, deadline)
+            except Exception as exc:  # noqa: BLE001 - a failed send fails the share
+                self._settle(actor, WorkerError(actor.id, _details(exc)), out)
                 return out
-            except RuntimeError as exc:  # the pool is closing
-                self._settle(actor, WorkerError(actor.id, str(exc)), out)
+            if sent_on is not None:
+                try:
+                    self._local_calls.submit(
+                        self._receive_local, actor, spec, load, sent_on, shards, deadline, out
+                    )
+                except RuntimeError as exc:  # the pool is closing
+                    self._settle(actor, WorkerError(actor.id, str(exc)), out)
                 return out
         if buffers is not None:
             ref = actor.handle.compute_shared.remote(job_id, payload.step, *buffers, shards)
@@ -318,9 +315,10 @@ class RayPool(WorkerPool):
         except RuntimeError:  # the pool closed: nobody waits for this any more
             pass
 
-    def _call_local(self, actor: _Actor, spec, load, step, buffers, shards, deadline, out) -> None:
-        """One share on the actor's local channel (or through Ray when the socket cannot be
-        reached), settled into `out`."""
+    def _send_local(self, actor: _Actor, spec, step, buffers, shards, deadline):
+        """Send a share on the actor's local channel from the caller's thread, so that a
+        step's requests leave back to back; returns (channel, connection) to read the answer
+        from, or None when the socket cannot be reached (the share then goes through Ray)."""
         (params, params_nbytes), (grads, grads_capacity) = buffers
         header = messages.compute_header(
             spec.job_id,
@@ -335,31 +333,32 @@ class RayPool(WorkerPool):
                 grads_capacity=grads_capacity,
             ),
         )
-        sent = sum(int(idx.nbytes) for _, idx in shards)
         channel = actor.local
+        if channel is None:  # given up by another share meanwhile
+            return None
         try:
-            try:
-                if channel is None:  # given up by another share meanwhile
-                    raise LocalChannelUnavailable("the local channel was given up")
-                reply = channel.call(header, timeout=max(deadline - time.monotonic(), 1e-3))
-                if not reply.grads_shared:
-                    raise WireError("the actor answered without shared gradients")
-                result = messages.result_from_header(
-                    reply, spec.num_micro_shards, spec.layout.numel, None
-                )
-            except LocalChannelUnavailable as exc:
-                if channel is not None:
-                    log.info("ray actor %s: local channel given up for Ray: %s", actor.id, exc)
-                    with self._lock:
-                        if actor.local is channel:
-                            actor.local = None
-                    channel.close()
-                ref = actor.handle.compute_shared.remote(spec.job_id, step, *buffers, shards)
-                result = self._ray.get(ref, timeout=max(deadline - time.monotonic(), 1e-3))
-            value = self._result(actor, spec, load, result, sent)
+            return channel, channel.send(header, max(deadline - time.monotonic(), 1e-3))
+        except LocalChannelUnavailable as exc:
+            log.info("ray actor %s: local channel given up for Ray: %s", actor.id, exc)
+            with self._lock:
+                if actor.local is channel:
+                    actor.local = None
+            channel.close()
+            return None
+
+    def _receive_local(self, actor: _Actor, spec, load, sent_on, shards, deadline, out) -> None:
+        """The answer to a share `_send_local` sent, settled into `out`."""
+        channel, conn = sent_on
+        try:
+            reply = channel.receive(conn, max(deadline - time.monotonic(), 1e-3))
+            if not reply.grads_shared:
+                raise WireError("the actor answered without shared gradients")
+            result = messages.result_from_header(
+                reply, spec.num_micro_shards, spec.layout.numel, None
+            )
+            value = self._result(actor, spec, load, result, sum(int(i.nbytes) for _, i in shards))
         except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
-            details = exc.details() if hasattr(exc, "details") else None
-            value = WorkerError(actor.id, details or self._explain(exc, load))
+            value = WorkerError(actor.id, _details(exc))
         self._settle(actor, value, out)
 
     def _settle(self, actor: _Actor, value, out: Future) -> None:
@@ -445,3 +444,9 @@ class RayPool(WorkerPool):
         if self._owns_ray:
             self._ray.shutdown()
         self._notify()
+
+
+def _details(exc: Exception) -> str:
+    """What went wrong on a local channel call: the worker's status, else the exception."""
+    details = exc.details() if hasattr(exc, "details") else None
+    return details or f"{type(exc).__name__}: {exc}"
