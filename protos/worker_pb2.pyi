@@ -112,16 +112,20 @@ class Block(_message.Message):
     def __init__(self, level: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...
 
 class ShardStats(_message.Message):
-    __slots__ = ("index", "loss", "num_samples", "finite")
+    __slots__ = ("index", "loss", "num_samples", "finite", "bn_calls", "bn_stats")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     FINITE_FIELD_NUMBER: _ClassVar[int]
+    BN_CALLS_FIELD_NUMBER: _ClassVar[int]
+    BN_STATS_FIELD_NUMBER: _ClassVar[int]
     index: int
     loss: float
     num_samples: int
     finite: bool
-    def __init__(self, index: _Optional[int] = ..., loss: _Optional[float] = ..., num_samples: _Optional[int] = ..., finite: _Optional[bool] = ...) -> None: ...
+    bn_calls: _containers.RepeatedScalarFieldContainer[int]
+    bn_stats: _common_pb2.Tensor
+    def __init__(self, index: _Optional[int] = ..., loss: _Optional[float] = ..., num_samples: _Optional[int] = ..., finite: _Optional[bool] = ..., bn_calls: _Optional[_Iterable[int]] = ..., bn_stats: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class ComputeResult(_message.Message):
     __slots__ = ("job_id", "step", "blocks", "dtype", "byte_order", "grads_nbytes", "shards", "nonfinite_shards", "compute_seconds", "wire_overflow", "grads_shared")

@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from shardgrad.protos import common_pb2, coordinator_pb2
 from shardgrad.serialization import save_safetensors_bytes
 from shardgrad.worker.layout import ParamLayout
+from shardgrad.worker.running_stats import RunningStats
 
 from . import builders, convert, events
 from .checkpoint import CheckpointManager, file_sha256, list_checkpoint_files
@@ -459,7 +460,7 @@ class CoordinatorService:
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"job_id: job {rec.id} has no trained parameters yet (no checkpoint)",
                 )
-            data, step = self._model_bytes(config, ck.params), ck.step
+            data, step = self._model_bytes(config, ck.params, ck.buffers), ck.step
         info = coordinator_pb2.ModelInfo(
             job_id=rec.id,
             step=step,
@@ -473,8 +474,9 @@ class CoordinatorService:
                 chunk=common_pb2.Chunk(offset=start, data=bytes(view[start : start + CHUNK_BYTES]))
             )
 
-    def _model_bytes(self, config: JobConfig, flat) -> bytes:
-        """A checkpoint's flat parameters as the model's state_dict (safetensors)."""
+    def _model_bytes(self, config: JobConfig, flat, buffers: dict | None = None) -> bytes:
+        """A checkpoint's flat parameters (and running statistics, when it holds them) as the
+        model's state_dict (safetensors)."""
         model = builders.build_model(
             config.model,
             seed=config.seed,
@@ -489,6 +491,8 @@ class CoordinatorService:
         views = layout.views(flat)
         for name, p in named:
             p._data = views[name]
+        if buffers is not None:
+            RunningStats(model).load_state(buffers)
         return save_safetensors_bytes(model.state_dict())
 
     # ------------------------------------------------------------------ workers

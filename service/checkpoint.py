@@ -1,12 +1,13 @@
 """Checkpoints of a running job: safetensors files that survive crashes and detect damage.
 
 A checkpoint holds everything needed to continue bit for bit: the flat parameter buffer, the
-optimizer's and lr scheduler's state_dicts, the step and the sampler's position. It is written
-with `shardgrad.save` (so any safetensors reader can open it) into a temp file that is fsynced
-and renamed into place, then the folder is fsynced: a crash leaves the old checkpoint or the
-new one. A sha256 over the content is stored inside; loading recomputes it, so a truncated or
-bit-flipped file is refused and the next older checkpoint is used instead. A write that dies
-leaves only its temp file, which goes the next time the folder is opened.
+optimizer's and lr scheduler's state_dicts, the model's BatchNorm running statistics (when it
+has any), the step and the sampler's position. It is written with `shardgrad.save` (so any
+safetensors reader can open it) into a temp file that is fsynced and renamed into place, then
+the folder is fsynced: a crash leaves the old checkpoint or the new one. A sha256 over the
+content is stored inside; loading recomputes it, so a truncated or bit-flipped file is refused
+and the next older checkpoint is used instead. A write that dies leaves only its temp file,
+which goes the next time the folder is opened.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Checkpoint:
     scheduler: dict | None
     meta: dict
     path: Path | None = None
+    # The model's running-statistics buffers by state_dict name; None for a model without
+    # them and for checkpoints written before they were kept.
+    buffers: dict[str, np.ndarray] | None = None
 
 
 def content_digest(obj: Any) -> str:
@@ -115,6 +119,7 @@ class CheckpointManager:
         optimizer: dict,
         scheduler: dict | None = None,
         meta: dict | None = None,
+        buffers: dict[str, np.ndarray] | None = None,
     ) -> Path:
         body = {
             "format": FORMAT,
@@ -124,6 +129,10 @@ class CheckpointManager:
             "scheduler": scheduler,
             "meta": meta or {},
         }
+        if buffers is not None:
+            # Only when there are any: a model without them writes the same file as before.
+            # np.array keeps a 0-d count 0-d (ascontiguousarray would make it 1-d).
+            body["buffers"] = {k: np.array(v, order="C") for k, v in buffers.items()}
         body["sha256"] = content_digest(body)
         path = self.path_for(step)
         # The temp file stays locked until it is renamed: a sweep never takes it for a
@@ -161,6 +170,14 @@ class CheckpointManager:
             raise CheckpointError(f"{path}: content does not match its sha256")
         params = body["params"]
         params = np.array(params.numpy() if isinstance(params, shardgrad.Tensor) else params)
+        buffers = body.get("buffers")
+        if buffers is not None:
+            if not isinstance(buffers, dict):
+                raise CheckpointError(f"{path}: buffers is not a mapping")
+            buffers = {
+                k: np.array(v.numpy() if isinstance(v, shardgrad.Tensor) else v)
+                for k, v in buffers.items()
+            }
         return Checkpoint(
             step=int(body["step"]),
             params=params,
@@ -168,6 +185,7 @@ class CheckpointManager:
             scheduler=body["scheduler"],
             meta=body["meta"],
             path=Path(path),
+            buffers=buffers,
         )
 
     def latest(self) -> Checkpoint | None:

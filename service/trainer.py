@@ -9,6 +9,11 @@ optimizer steps once over the one flat parameter buffer. Because every addition 
 addition whatever the workers did, the parameters after every step are the same bytes for
 any number of workers and any failures, and a job resumed from a checkpoint continues exactly
 as if it had never stopped.
+
+The model's BatchNorm running statistics follow the same rule: every micro-shard's batch
+statistics come back with its loss and are folded into the coordinator's model in micro-shard
+order (see shardgrad.worker.running_stats), so evaluation, checkpoints and the trained model
+hold the buffers of one process that ran each step's micro-shards one after another.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from shardgrad import nn
 from shardgrad.serialization import load_safetensors_bytes, save_safetensors_bytes
 from shardgrad.worker import reduction
 from shardgrad.worker.layout import ParamLayout
+from shardgrad.worker.running_stats import RunningStats
 
 from . import builders, events
 from .checkpoint import CheckpointManager
 from .config import MAX_PARAMETERS, JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
-from .pools.base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
+from .pools.base import DispatchResult, JobSpec, ShardStat, StepPayload, WorkerError, WorkerPool
 from .sampler import BatchSampler, cut_micro_shards, train_eval_split
 from .store import JobState, Store, is_storage_fault
 from .validation import loss_targets, model_inputs
@@ -221,6 +227,7 @@ class Trainer:
                 {k: v.to(dtype=dt) if v.is_floating_point() else v for k, v in state.items()}
             )
         self.model = model
+        self.running = RunningStats(model)
         self.layout = ParamLayout.from_shapes(
             ((n, tuple(p.shape)) for n, p in model.named_parameters()), cfg.dtype
         )
@@ -240,6 +247,7 @@ class Trainer:
                     f"checkpoint at step {ck.step} does not match the model's parameter layout"
                 )
             self.flat[...] = ck.params
+            self._restore_buffers(ck)
             self.optimizer.load_state_dict(ck.optimizer)
             if self.scheduler is not None and ck.scheduler is not None:
                 self.scheduler.load_state_dict(ck.scheduler)
@@ -252,6 +260,22 @@ class Trainer:
         self._last_checkpoint_step = ck.step if ck is not None else -1
         self._bind_model_views()
         self.store.set_progress(self.job_id, self.step, self.total_steps)
+
+    def _restore_buffers(self, ck) -> None:
+        if ck.buffers is not None:
+            try:
+                self.running.load_state(ck.buffers)
+            except ValueError as exc:
+                raise JobFailed(f"checkpoint at step {ck.step}: {exc}") from None
+        elif self.running:
+            # Written before checkpoints held the running statistics: training goes on from
+            # the initial ones, which the next steps then update.
+            log.warning(
+                "job %s: checkpoint at step %d holds no BatchNorm running statistics; they "
+                "restart from their initial values",
+                self.job_id,
+                ck.step,
+            )
 
     def _bind_model_views(self) -> None:
         """Point the coordinator's model parameters at the flat buffer (used for eval and the
@@ -320,7 +344,7 @@ class Trainer:
             t0 = time.perf_counter()
             batch = self.sampler.batch(self.step)
             shards = cut_micro_shards(batch, cfg.micro_shards)
-            grad_sum, shard_losses, stats = self._compute_step(shards)
+            grad_sum, shard_losses, shard_stats, stats = self._compute_step(shards)
             n = len(batch)
             loss = reduction.tree_sum_values(shard_losses) / n
             grad = grad_sum / grad_sum.dtype.type(n)
@@ -337,6 +361,11 @@ class Trainer:
                 self.param.grad = shardgrad.from_numpy(grad)
                 self.optimizer.step()
                 self.param.grad = None
+            # Running statistics are updated on a skipped step too: they come from the
+            # forwards, which happened, as they would in torch when only the update is skipped.
+            for i, shard in enumerate(shards):
+                if len(shard):
+                    self.running.fold(shard_stats[i].bn_calls, shard_stats[i].bn_stats)
             lr = float(self.optimizer.param_groups[0]["lr"])
             # A skipped step still counts: the schedule follows steps, not updates.
             if self.scheduler is not None:
@@ -363,7 +392,8 @@ class Trainer:
         self._save_checkpoint_if_new()
 
     def _compute_step(self, shards: list[np.ndarray]):
-        """Gradient sum over the batch (tree order), each micro-shard's loss, and stats."""
+        """Gradient sum over the batch (tree order), each micro-shard's loss, each non-empty
+        micro-shard's ShardStat (by index), and stats."""
         k = len(shards)
         # A read-only view, not a copy: the optimizer writes the buffer only after every
         # share of this step is answered or abandoned (an abandoned share's answer is unused).
@@ -372,6 +402,7 @@ class Trainer:
         payload = StepPayload(self.job_id, self.step, params, shards)
         blocks: dict[tuple[int, int], np.ndarray] = {}
         losses: dict[int, float] = {}
+        shard_stats: dict[int, ShardStat] = {}
         # Empty micro-shards (a last batch smaller than K) are known zeros: they never travel,
         # so they are always added at the leaves, whoever holds their neighbours.
         empty = [i for i, s in enumerate(shards) if len(s) == 0]
@@ -424,7 +455,7 @@ class Trainer:
                     worker, ids = futures[fut]
                     try:
                         res: DispatchResult = fut.result()
-                        self._accept(res, ids, k, blocks, losses)
+                        self._accept(res, ids, k, blocks, losses, shard_stats)
                     except Exception as exc:  # noqa: BLE001 - any failure drops the worker
                         self._drop(worker, f"failed at step {self.step + 1}: {exc}")
                         failed_workers.add(worker)
@@ -440,9 +471,11 @@ class Trainer:
             todo = sorted(failed)
         stats["workers"] = len(used)
         grad_sum = reduction.tree_sum(blocks, k, _add)
-        return grad_sum, [losses[i] for i in range(k)], stats
+        return grad_sum, [losses[i] for i in range(k)], shard_stats, stats
 
-    def _accept(self, res: DispatchResult, ids: list[int], k: int, blocks, losses) -> None:
+    def _accept(
+        self, res: DispatchResult, ids: list[int], k: int, blocks, losses, shard_stats
+    ) -> None:
         """Check a worker's answer covers exactly what it was asked, then keep it."""
         expected = reduction.maximal_blocks(ids, k)
         if sorted(res.blocks) != sorted(expected):
@@ -455,10 +488,16 @@ class Trainer:
         for key, arr in res.blocks.items():
             if arr.shape != (self.layout.numel,):
                 raise WorkerError(res.worker_id, f"block {key} has shape {arr.shape}")
+        for i in ids:
+            try:
+                self.running.check(got[i].bn_calls, got[i].bn_stats)
+            except ValueError as exc:
+                raise WorkerError(res.worker_id, f"micro-shard {i}: {exc}") from None
         for key, arr in res.blocks.items():
             blocks[key] = arr if arr.dtype == self.flat.dtype else arr.astype(self.flat.dtype)
         for i in ids:
             losses[i] = float(got[i].loss)
+            shard_stats[i] = got[i]
 
     def _drop(self, worker: str, reason: str) -> None:
         log.warning("job %s drops worker %s: %s", self.job_id, worker, reason)
@@ -518,6 +557,7 @@ class Trainer:
             self.flat,
             self.optimizer.state_dict(),
             self.scheduler.state_dict() if self.scheduler is not None else None,
+            buffers=self.running.state() if self.running else None,
             meta={
                 "job_id": self.job_id,
                 "sampler": sampler_state,

@@ -11,7 +11,9 @@ micro-shard is computed the same way whatever carries it:
 - random ops (dropout) draw from a generator seeded from (job seed, step, micro-shard), and
   the process-wide generator is restored afterwards;
 - BLAS runs with a fixed thread count (see `threads`);
-- inf/nan in a loss or gradient is reported per micro-shard, never dropped or clipped.
+- inf/nan in a loss or gradient is reported per micro-shard, never dropped or clipped;
+- each micro-shard's BatchNorm batch statistics are reported with its loss (see
+  `running_stats`): the worker's own running buffers never carry over between micro-shards.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from . import codec, threads
 from .job import GradientResult, JobSpec, ShardStat
 from .layout import ParamLayout
 from .reduction import maximal_blocks, reduce_block
+from .running_stats import StatsRecorder
 from .shm import Attachments
 
 LOSSES = tuple(n for n in nn.__all__ if n.endswith("Loss"))
@@ -155,6 +158,7 @@ class GradientComputer:
         self.layout = job.layout
         self.model = model.to(self.device)
         self.model.train()
+        self._bn = StatsRecorder(self.model)
         self.loss_fn = build_loss(job.loss).to(self.device)
         self._params = [p for _, p in self.model.named_parameters()]
         self.flat = self.xp.empty(self.layout.numel, dtype=self.layout.dtype)
@@ -384,7 +388,7 @@ class GradientComputer:
             return ShardStat(index, 0.0, 0, True)
         for p in self._params:
             p.grad = None
-        with _seeded(shard_seed(self.job.seed, step, index)):
+        with _seeded(shard_seed(self.job.seed, step, index)), self._bn.recording() as bn:
             loss = self.loss_fn(
                 self.model(self._batch(self.inputs, idx)), self._batch(self.targets, idx)
             )
@@ -398,7 +402,7 @@ class GradientComputer:
             p.grad = None
         value = float(loss.item())
         finite = math.isfinite(value) and bool(self.xp.isfinite(dst).all())
-        return ShardStat(index, value, int(idx.size), finite)
+        return ShardStat(index, value, int(idx.size), finite, bn.calls, bn.values)
 
 
 def _layout_diff(got: ParamLayout, want: ParamLayout) -> str:

@@ -47,10 +47,18 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class ShardStat:
+    """One micro-shard's summed loss and sample count, and what its forward contributes to
+    the model's BatchNorm running statistics (see `running_stats`): `bn_calls[l]` is how many
+    times tracked layer l ran, `bn_stats` their batch means and unbiased variances, flat
+    (None for a model without such layers or an empty micro-shard)."""
+
     index: int
     loss: float
     num_samples: int
     finite: bool
+    bn_calls: tuple[int, ...] = ()
+    # An array has no single truth value, so it takes no part in == and hash.
+    bn_stats: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -129,12 +129,7 @@ def result_header(result: GradientResult, shared: bool = False) -> worker_pb2.Co
         dtype=wire.dtype_to_proto(codec.wire_dtype(result.compression, result.param_dtype)),
         byte_order=wire.LITTLE,
         grads_nbytes=result.grads.nbytes,
-        shards=[
-            worker_pb2.ShardStats(
-                index=s.index, loss=s.loss, num_samples=s.num_samples, finite=s.finite
-            )
-            for s in result.stats
-        ],
+        shards=[_stat_to_proto(s) for s in result.stats],
         nonfinite_shards=result.nonfinite_shards,
         compute_seconds=result.compute_seconds,
         wire_overflow=result.wire_overflow,
@@ -174,8 +169,41 @@ def result_from_header(
         grads=grads,
         compression=_COMPRESSION_OF_DTYPE[header.dtype],
         param_dtype="float64" if header.dtype == common_pb2.DTYPE_FLOAT64 else "float32",
-        stats=[ShardStat(s.index, s.loss, s.num_samples, s.finite) for s in header.shards],
+        stats=[_stat_from_proto(s) for s in header.shards],
         compute_seconds=header.compute_seconds,
         wire_overflow=header.wire_overflow,
         nonfinite_shards=list(header.nonfinite_shards),
+    )
+
+
+def _stat_to_proto(s: ShardStat) -> worker_pb2.ShardStats:
+    msg = worker_pb2.ShardStats(
+        index=s.index, loss=s.loss, num_samples=s.num_samples, finite=s.finite
+    )
+    if s.bn_calls:
+        msg.bn_calls.extend(s.bn_calls)
+    if s.bn_stats is not None:
+        msg.bn_stats.CopyFrom(wire.tensor_to_proto(s.bn_stats))
+    return msg
+
+
+def _stat_from_proto(s: worker_pb2.ShardStats) -> ShardStat:
+    """A ShardStat, with its running statistics checked for what the message alone can tell:
+    one 1-d float array exactly when some layer ran. Whether they fit the model's layers is
+    for the receiver, which knows the model (see running_stats.RunningStats.check)."""
+    values = None
+    if s.HasField("bn_stats"):
+        values = wire.tensor_from_proto(s.bn_stats, f"micro-shard {s.index} bn_stats")
+        if values.ndim != 1 or values.dtype.kind != "f":
+            raise WireError(
+                f"micro-shard {s.index}: bn_stats must be a 1-d float tensor, got "
+                f"{values.ndim}-d {values.dtype}"
+            )
+    if any(s.bn_calls) != (values is not None and values.size > 0):
+        raise WireError(
+            f"micro-shard {s.index}: bn_stats holds {0 if values is None else values.size} "
+            f"values for bn_calls {list(s.bn_calls)}"
+        )
+    return ShardStat(
+        s.index, s.loss, s.num_samples, s.finite, tuple(int(c) for c in s.bn_calls), values
     )
