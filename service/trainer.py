@@ -421,6 +421,7 @@ class Trainer:
         }
         used: set[str] = set()
         failed_workers: set[str] = set()
+        model_failed = False  # a worker reported that the model failed on its share
         while todo:
             self._check_interrupt()
             workers = self._wait_for_workers(1, exclude=failed_workers)
@@ -456,7 +457,20 @@ class Trainer:
                     try:
                         res: DispatchResult = fut.result()
                         self._accept(res, ids, k, blocks, losses, shard_stats)
-                    except Exception as exc:  # noqa: BLE001 - any failure drops the worker
+                    except WorkerError as exc:
+                        if exc.model_fault:
+                            # The model, not the worker: once may be a worker's fault
+                            # dressed as the model's, twice (on the retry) is the job's.
+                            if model_failed:
+                                raise JobFailed(f"step {self.step + 1}: {exc.detail}") from None
+                            model_failed = True
+                            log.warning("job %s: %s; trying once more", self.job_id, exc)
+                        else:
+                            self._drop(worker, f"failed at step {self.step + 1}: {exc}")
+                            failed_workers.add(worker)
+                        failed.extend(ids)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - any other failure drops it too
                         self._drop(worker, f"failed at step {self.step + 1}: {exc}")
                         failed_workers.add(worker)
                         failed.extend(ids)

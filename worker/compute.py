@@ -30,7 +30,7 @@ import shardgrad as sg
 from shardgrad import backend, nn
 
 from . import codec, threads
-from .job import GradientResult, JobSpec, ShardStat
+from .job import GradientResult, JobSpec, ModelError, ShardStat
 from .layout import ParamLayout
 from .reduction import maximal_blocks, reduce_block
 from .running_stats import StatsRecorder
@@ -388,11 +388,16 @@ class GradientComputer:
             return ShardStat(index, 0.0, 0, True)
         for p in self._params:
             p.grad = None
-        with _seeded(shard_seed(self.job.seed, step, index)), self._bn.recording() as bn:
-            loss = self.loss_fn(
-                self.model(self._batch(self.inputs, idx)), self._batch(self.targets, idx)
-            )
-            loss.backward()
+        try:
+            with _seeded(shard_seed(self.job.seed, step, index)), self._bn.recording() as bn:
+                loss = self.loss_fn(
+                    self.model(self._batch(self.inputs, idx)), self._batch(self.targets, idx)
+                )
+                loss.backward()
+        except (Cancelled, MemoryError):  # the caller's or this worker's, not the model's
+            raise
+        except Exception as exc:
+            raise ModelError(f"micro-shard {index}: {type(exc).__name__}: {exc}") from exc
         for slot, p in zip(self.layout.params, self._params):
             view = dst[slot.offset : slot.offset + slot.numel]
             if p.grad is None:

@@ -39,7 +39,7 @@ from shardgrad.protos import coordinator_pb2, coordinator_pb2_grpc, worker_pb2
 from . import auth, messages, threads, wire
 from .compute import Cancelled, GradientComputer
 from .datasets import DatasetCache, DatasetUnavailable, check_sha256
-from .job import GradientResult, JobSpec
+from .job import MODEL_ERROR, GradientResult, JobSpec, ModelError
 from .job_cache import BUSY_REFUSAL, JobCache
 from .local_channel import LocalChannelServer
 from .shm import Attachments, SharedMemoryUnavailable, can_attach
@@ -462,6 +462,8 @@ class WorkerServicer:
             if _remaining(context) <= 0:
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed mid-step")
             context.abort(grpc.StatusCode.CANCELLED, "cancelled by the caller")
+        except ModelError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{MODEL_ERROR}{exc}")
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 

@@ -14,6 +14,16 @@ from . import codec
 from .layout import ParamLayout
 from .reduction import Block
 
+MODEL_ERROR = "model error: "
+"""How a worker's refusal starts when the job's model failed (see ModelError)."""
+
+
+class ModelError(Exception):
+    """The job's model or loss raised on a micro-shard's rows. The same rows and parameters
+    fail the same way on every worker, so the job is at fault, not the worker: the training
+    loop fails the job with this message instead of dropping worker after worker. Running
+    out of memory is not one: it depends on the worker."""
+
 
 @dataclass(frozen=True)
 class JobSpec:

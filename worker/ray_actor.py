@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .compute import Cancelled, GradientComputer
-from .job import GradientResult, JobSpec
+from .job import MODEL_ERROR, GradientResult, JobSpec, ModelError
 from .memory import retain_freed_memory
 from .shm import Attachments, SharedMemoryUnavailable, can_attach
 
@@ -188,6 +188,8 @@ class GradientActor:
                     shards,
                     should_stop=lambda: not context.is_active(),
                 )
+            except ModelError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{MODEL_ERROR}{exc}")
             except (WireError, ValueError) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except SharedMemoryUnavailable as exc:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shardgrad.worker.compute import JobSpec, ShardStat
+from shardgrad.worker.job import MODEL_ERROR
 
 from ..datasets import Dataset
 
@@ -34,11 +35,25 @@ __all__ = [
 
 
 class WorkerError(RuntimeError):
-    """A worker could not deliver its share of a step (crashed, unreachable, refused)."""
+    """A worker could not deliver its share of a step (crashed, unreachable, refused).
 
-    def __init__(self, worker_id: str, message: str) -> None:
+    `model_fault`: the job's model failed on the share's rows (the worker said so with a
+    shardgrad.worker.job.ModelError): another worker would fail the same way, so the loop
+    fails the job rather than dropping the worker.
+    """
+
+    def __init__(self, worker_id: str, message: str, model_fault: bool = False) -> None:
         super().__init__(f"worker {worker_id}: {message}")
         self.worker_id = worker_id
+        self.detail = message
+        self.model_fault = model_fault
+
+    @classmethod
+    def from_status(cls, worker_id: str, code_name: str, details: str) -> WorkerError:
+        """From a refusal a worker sent (a gRPC status, or the same on a local channel)."""
+        if code_name == "INVALID_ARGUMENT" and details.startswith(MODEL_ERROR):
+            return cls(worker_id, details, model_fault=True)
+        return cls(worker_id, f"{code_name}: {details}")
 
 
 @dataclass(frozen=True)

@@ -500,7 +500,7 @@ class GrpcPool(WorkerPool):
                     return result
             return self._compute(worker, spec, payload, shards, deadline)
         except grpc.RpcError as exc:
-            raise WorkerError(worker.id, f"{exc.code().name}: {exc.details()}") from None
+            raise WorkerError.from_status(worker.id, exc.code().name, exc.details() or "") from None
         except (WireError, ValueError) as exc:
             raise WorkerError(worker.id, f"unusable reply: {exc}") from None
         finally:

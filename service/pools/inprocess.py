@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from shardgrad.worker.compute import GradientComputer
+from shardgrad.worker.job import MODEL_ERROR, ModelError
 
 from ..builders import RNG_LOCK
 from ..datasets import Dataset
@@ -161,11 +162,14 @@ class InProcessPool(WorkerPool):
                 )
                 worker.computers[spec.job_id] = computer
             computer.set_params(payload.params, payload.step)
-            result = computer.compute(
-                payload.step,
-                [(k, payload.shards[k]) for k in ids],
-                should_stop=lambda: not worker.alive or time.monotonic() > deadline,
-            )
+            try:
+                result = computer.compute(
+                    payload.step,
+                    [(k, payload.shards[k]) for k in ids],
+                    should_stop=lambda: not worker.alive or time.monotonic() > deadline,
+                )
+            except ModelError as exc:
+                raise WorkerError(worker.id, f"{MODEL_ERROR}{exc}", model_fault=True) from exc
         worker.served += 1
         sent = payload.params.nbytes + sum(payload.shards[k].nbytes for k in ids)
         return DispatchResult(

@@ -33,8 +33,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+import grpc
+
 from shardgrad.protos import worker_pb2
 from shardgrad.worker import messages
+from shardgrad.worker.job import MODEL_ERROR, ModelError
 from shardgrad.worker.local_channel import LocalChannel, LocalChannelUnavailable
 from shardgrad.worker.ray_actor import create_actors
 from shardgrad.worker.wire import WireError
@@ -357,6 +360,8 @@ class RayPool(WorkerPool):
                 reply, spec.num_micro_shards, spec.layout.numel, None
             )
             value = self._result(actor, spec, load, result, sum(int(i.nbytes) for _, i in shards))
+        except grpc.RpcError as exc:  # the actor's refusal
+            value = WorkerError.from_status(actor.id, exc.code().name, exc.details() or "")
         except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
             value = WorkerError(actor.id, _details(exc))
         self._settle(actor, value, out)
@@ -400,7 +405,11 @@ class RayPool(WorkerPool):
         try:
             value = self._result(actor, spec, load, fut.result(), sent)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the loop the same way
-            value = WorkerError(actor.id, self._explain(exc, load))
+            cause = getattr(exc, "cause", None)  # what the actor raised, for a RayTaskError
+            if isinstance(cause, ModelError):
+                value = WorkerError(actor.id, f"{MODEL_ERROR}{cause}", model_fault=True)
+            else:
+                value = WorkerError(actor.id, self._explain(exc, load))
         self._settle(actor, value, out)
 
     def _learn_shared(self, actor: _Actor, job_id: str, load) -> None:
