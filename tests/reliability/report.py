@@ -47,9 +47,7 @@ def _beyond(v: dict) -> str:
     extra = v["throughput_drop"] - v["client_cpu_share"] - v.get("serving_cpu_share", 0.0)
     if extra <= 0:
         return "none"
-    return (
-        f"{extra:.1%} (within the noise margin)" if extra <= v["noise_margin"] else f"{extra:.1%}"
-    )
+    return f"{extra:.1%} (within the allowance)" if extra <= v["noise_margin"] else f"{extra:.1%}"
 
 
 def render(results: dict) -> str:
@@ -193,12 +191,23 @@ def render(results: dict) -> str:
                     ],
                     [
                         "allowed drop",
-                        f"client share + serving share + {v['noise_margin']:.0%} noise margin",
+                        f"client share + serving share + {v['noise_margin']:.0%} allowance",
                     ],
                     ["drop beyond the CPU the clients take", _beyond(v)],
                     ["jobs submitted / lost", f"{v['jobs_submitted']} / {v['jobs_lost']}"],
                 ],
             ),
+            "",
+            "Read strictly, the issue's bar is a drop no larger than the clients' own CPU share;",
+            "it is not met here, and not only because serving the clients costs the coordinator",
+            "CPU too. On two cores the two workers and the clients share every core, and a step",
+            "is a barrier: CPU taken from either worker stalls the step for both, while the",
+            "other's core goes to the clients. So the drop exceeds the CPU the clients and their",
+            "serving take by some ten points, the allowance above. With the API threads at",
+            "equal priority (`--api-nice 0`) the clients are answered twice as fast and twice as",
+            "often and training drops more: in two runs each on 2026-11-26, 52.8% and 57.7% at",
+            "`--api-nice 0` against 44.0% and 40.5% at the default. A coordinator whose workers",
+            "have cores of their own (the usual deployment) loses only what its loops lose.",
             "",
         ]
     out += [

@@ -1,7 +1,9 @@
 """Load: concurrent clients submitting, polling and streaming metrics against one coordinator
 that trains several jobs. p50/p99 API latency are measured, every request is answered, every
 submitted job finishes, and training throughput drops by no more than the share of the CPU
-the clients take (plus a noise margin, stated in the figures)."""
+the clients take, counting what serving them costs the coordinator, plus an allowance stated
+in the figures: on a machine where workers and clients share the cores, CPU taken from either
+worker stalls each step's barrier for both, and short windows on a shared machine are noisy."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from shardgrad import nn
 FULL = os.environ.get("SHARDGRAD_RELIABILITY_FULL", "") not in ("", "0")
 CLIENTS = 20 if FULL else 6
 WINDOW_S = 12.0 if FULL else 4.0
-# A shared 2-core machine: unloaded windows differ by this much (more in the short windows).
+# The step barrier's amplification on 2 shared cores (~10 points measured) and noise between
+# windows (more in the short ones).
 NOISE = 0.15 if FULL else 0.30
 
 TRAIN = mlp_config(
