@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from . import events
-from .checkpoint import CheckpointManager, remove_stale_temps_in
+from .checkpoint import Checkpoint, CheckpointManager, remove_stale_temps_in
 from .config import JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
@@ -150,7 +150,7 @@ class JobManager:
             cfg.initial_weights = initial.read_bytes()
         return cfg
 
-    def _start(self, job_id: str) -> None:
+    def _start(self, job_id: str, resume_from: Checkpoint | None = None) -> None:
         with self._lock:
             if job_id in self._threads:
                 raise StoreError(f"job {job_id} is already running")
@@ -162,6 +162,7 @@ class JobManager:
                 self.datasets,
                 self.state_dir,
                 self.options,
+                resume_from=resume_from,
             )
             thread = threading.Thread(
                 target=self._run, args=(trainer,), name=f"sg-job-{job_id}", daemon=True
@@ -263,7 +264,9 @@ class JobManager:
                 where = f"its checkpoint at step {ckpt.step}" if ckpt is not None else "step 0"
                 message = f"the coordinator restarted; the job resumes from {where}"
                 events.record(self.store, "job_recovered", message, job_id=rec.id)
-                self._start(rec.id)
+                # The loop resumes from the checkpoint read here: a large model's file is
+                # read and hashed once, not twice.
+                self._start(rec.id, resume_from=ckpt)
                 started.append(rec.id)
         return started
 

@@ -38,7 +38,7 @@ from shardgrad.worker.layout import ParamLayout
 from shardgrad.worker.running_stats import RunningStats
 
 from . import builders, events
-from .checkpoint import CheckpointManager
+from .checkpoint import Checkpoint, CheckpointManager
 from .config import MAX_PARAMETERS, JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
@@ -108,8 +108,12 @@ class Trainer:
         datasets: DatasetRegistry,
         state_dir: str | Path,
         options: TrainerOptions | None = None,
+        resume_from: Checkpoint | None = None,
     ) -> None:
+        """`resume_from`: the job's latest intact checkpoint when the caller has already read
+        it (a restarted coordinator does, to report the step); read from disk otherwise."""
         self.job_id = job_id
+        self._resume_from = resume_from
         self.config = config
         # The loop's own records (state, progress, metrics) pause the job while the database
         # cannot take them instead of failing it: see `_durable`.
@@ -240,7 +244,7 @@ class Trainer:
         self.scheduler = builders.build_scheduler(cfg.lr_scheduler, self.optimizer, prefixes)
         self.loss_fn = builders.build_loss(cfg.loss)
 
-        ck = self.checkpoints.latest()
+        ck, self._resume_from = self._resume_from or self.checkpoints.latest(), None
         if ck is not None:
             if ck.params.shape != self.flat.shape or ck.params.dtype != self.flat.dtype:
                 raise JobFailed(

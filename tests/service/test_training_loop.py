@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,9 +168,10 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, reference):
         pool.close()
 
 
-def test_restart_with_damaged_checkpoint_resumes_from_previous(tmp_path, reference):
+def test_restart_with_damaged_checkpoint_resumes_from_previous(tmp_path, reference, monkeypatch):
     """A coordinator that goes away at step 9 leaves the job RUNNING; a new one on the same
-    state directory finishes it from the newest intact checkpoint, with the same bytes."""
+    state directory finishes it from the newest intact checkpoint, with the same bytes, and
+    reads each checkpoint file once on the way (a large model's is slow to read and hash)."""
     pool = InProcessPool(1)
     holder = {}
 
@@ -188,11 +190,20 @@ def test_restart_with_damaged_checkpoint_resumes_from_previous(tmp_path, referen
     newest = ckpts.path_for(9)
     newest.write_bytes(newest.read_bytes()[:-64])  # torn write
 
+    read: list[str] = []
+    load_file = CheckpointManager.load_file
+
+    def counting(self, path):
+        read.append(Path(path).name)
+        return load_file(self, path)
+
+    monkeypatch.setattr(CheckpointManager, "load_file", counting)
     mgr2 = JobManager(tmp_path, pool)
     try:
         assert mgr2.recover() == [job_id]
         rec = mgr2.wait(job_id, TIMEOUT)
         assert rec.state is JobState.SUCCEEDED, rec.reason
+        assert read == [newest.name, ckpts.path_for(8).name]  # the torn one, then the intact
         assert final_params(mgr2, job_id).tobytes() == reference[0].tobytes()
         steps = [m.step for m in mgr2.store.metrics(job_id, kind="train")]
         assert steps == list(range(1, 13))  # steps 9 redone from checkpoint 8, once each
