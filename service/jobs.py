@@ -57,10 +57,20 @@ class JobManager:
         self._sync_retry: threading.Timer | None = None
         self._closed = False
         self._draining: set[str] = set()  # workers told to leave, for a "left" event when gone
+        self._forget_earlier_workers()
         pool.add_listener(self._workers_changed)
         self.sync_workers()
 
     # ------------------------------------------------------------------ workers
+    def _forget_earlier_workers(self) -> None:
+        """A new coordinator knows none of the workers an earlier one recorded as live: they
+        are marked LOST without an event (the earlier coordinator stopping is already in the
+        log), so each one that is live in this coordinator's pool, under its old id or not,
+        gets its own worker_live event."""
+        for rec in self.store.list_workers():
+            if rec.kind == self.pool.kind and rec.state != "LOST":
+                self.store.set_worker_state(rec.id, "LOST")
+
     def sync_workers(self) -> None:
         """Record the pool's live workers in the store (IDLE) and the ones gone (LOST), and
         each such change in the event log."""

@@ -357,3 +357,10 @@ def test_the_coordinator_records_its_start_scaling_and_stop(tmp_path):
     scaled = next(e for e in evs if e.kind == "workers_scaled")
     assert scaled.message == "scaled to 2 inprocess workers"
     assert "inproc-1" in [e.worker_id for e in evs if e.kind == "worker_live"]
+    # The restarted coordinator's own workers are in the log too, although their ids are
+    # those of the first one's.
+    stopped = max(i for i, e in enumerate(evs) if e.kind == "coordinator_stopping")
+    later = [e for e in evs[stopped:] if e.kind == "worker_live"]
+    assert [(e.worker_id, e.message) for e in later] == [
+        ("inproc-0", "worker inproc-0 is live again")
+    ]
