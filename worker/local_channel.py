@@ -43,6 +43,7 @@ from google.protobuf.message import DecodeError
 
 from shardgrad.protos import worker_pb2
 
+from .shm import process_alive
 from .wire import MAX_MESSAGE_BYTES, WireError
 
 log = logging.getLogger("shardgrad.worker")
@@ -168,23 +169,13 @@ def remove_stale_dirs() -> list[str]:
         pid = name[len(DIR_PREFIX) :].split("-", 1)[0]
         path = os.path.join(root, name)
         try:
-            if not pid.isdigit() or os.stat(path).st_uid != os.getuid() or _alive(int(pid)):
+            if not pid.isdigit() or os.stat(path).st_uid != os.getuid() or process_alive(int(pid)):
                 continue
         except OSError:
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _peer_uid(conn: socket.socket) -> int | None:

@@ -149,7 +149,7 @@ def remove_stale() -> list[str]:
     removed = []
     for entry in base.iterdir():
         m = _NAME.match(entry.name)
-        if m is None or _alive(int(m.group(1))):
+        if m is None or process_alive(int(m.group(1))):
             continue
         with contextlib.suppress(OSError):
             entry.unlink()
@@ -157,7 +157,9 @@ def remove_stale() -> list[str]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether `pid` names a running process (of any user): what is left by a dead one is
+    stale."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

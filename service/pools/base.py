@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shardgrad.worker.compute import JobSpec, ShardStat
-from shardgrad.worker.job import MODEL_ERROR
+from shardgrad.worker.job import MODEL_ERROR, GradientResult
 
 from ..datasets import Dataset
 
@@ -83,6 +83,27 @@ class DispatchResult:
     bytes_received: int = 0
     bytes_shared: int = 0  # gradient bytes read in place from shared memory
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        worker_id: str,
+        result: GradientResult,
+        bytes_sent: int,
+        bytes_received: int = 0,
+        bytes_shared: int = 0,
+    ) -> DispatchResult:
+        """A worker's GradientResult (its `grads` in hand) as the loop sees it."""
+        return cls(
+            worker_id=worker_id,
+            blocks=result.block_arrays(),
+            shards=list(result.stats),
+            compute_seconds=result.compute_seconds,
+            bytes_sent=bytes_sent,
+            bytes_received=bytes_received,
+            bytes_shared=bytes_shared,
+            extra={"wire_overflow": result.wire_overflow},
+        )
 
 
 class WorkerPool(ABC):

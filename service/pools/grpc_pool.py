@@ -573,23 +573,10 @@ class GrpcPool(WorkerPool):
 
     def _dispatch_result(self, worker, spec, shards, result, params) -> DispatchResult:
         sent = sum(int(idx.nbytes) for _, idx in shards)
-        received = shared_bytes = 0
         if result.grads is None:  # in the worker's shared-memory segment
-            result.grads = self._shared.blocks(spec, worker.id, len(result.blocks))
-            shared_bytes = int(result.grads.nbytes)
-        else:
-            sent += params.nbytes
-            received = int(result.grads.nbytes)
-        return DispatchResult(
-            worker_id=worker.id,
-            blocks=result.block_arrays(),
-            shards=list(result.stats),
-            compute_seconds=result.compute_seconds,
-            bytes_sent=sent,
-            bytes_received=received,
-            bytes_shared=shared_bytes,
-            extra={"wire_overflow": result.wire_overflow},
-        )
+            shared_bytes = self._shared.take_blocks(spec, worker.id, result)
+            return DispatchResult.of(worker.id, result, sent, bytes_shared=shared_bytes)
+        return DispatchResult.of(worker.id, result, sent + params.nbytes, result.grads.nbytes)
 
     def _shared_buffers(self, spec: JobSpec, worker, payload: StepPayload, shards):
         """The share's shared-memory segments, or None to send it over the wire."""

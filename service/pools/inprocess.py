@@ -172,15 +172,7 @@ class InProcessPool(WorkerPool):
                 raise WorkerError(worker.id, f"{MODEL_ERROR}{exc}", model_fault=True) from exc
         worker.served += 1
         sent = payload.params.nbytes + sum(payload.shards[k].nbytes for k in ids)
-        return DispatchResult(
-            worker_id=worker.id,
-            blocks=result.block_arrays(),
-            shards=list(result.stats),
-            compute_seconds=result.compute_seconds,
-            bytes_sent=sent,
-            bytes_received=int(result.grads.nbytes),
-            extra={"wire_overflow": result.wire_overflow},
-        )
+        return DispatchResult.of(worker.id, result, sent, result.grads.nbytes)
 
     def close(self) -> None:
         with self._lock:

@@ -383,23 +383,11 @@ class RayPool(WorkerPool):
                 out.set_result(value)
 
     def _result(self, actor: _Actor, spec: JobSpec, load, result, sent: int) -> DispatchResult:
-        received = shared_bytes = 0
         if result.grads is None:  # written into the actor's shared-memory segment
-            result.grads = self._shared.blocks(spec, actor.id, len(result.blocks))
-            shared_bytes = int(result.grads.nbytes)
-        else:
-            received = int(result.grads.nbytes)
-            self._learn_shared(actor, spec.job_id, load)
-        return DispatchResult(
-            worker_id=actor.id,
-            blocks=result.block_arrays(),
-            shards=list(result.stats),
-            compute_seconds=result.compute_seconds,
-            bytes_sent=sent,
-            bytes_received=received,
-            bytes_shared=shared_bytes,
-            extra={"wire_overflow": result.wire_overflow},
-        )
+            shared_bytes = self._shared.take_blocks(spec, actor.id, result)
+            return DispatchResult.of(actor.id, result, sent, bytes_shared=shared_bytes)
+        self._learn_shared(actor, spec.job_id, load)
+        return DispatchResult.of(actor.id, result, sent, result.grads.nbytes)
 
     def _finish(self, actor: _Actor, spec: JobSpec, load, fut: Future, out: Future, sent: int):
         try:

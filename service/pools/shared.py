@@ -143,6 +143,12 @@ class SharedSteps:
         dtype = codec.numpy_wire_dtype(spec.compression, spec.layout.dtype)
         return self.grads_view(spec.job_id, worker_id, dtype, (n_blocks, spec.layout.numel))
 
+    def take_blocks(self, spec: JobSpec, worker_id: str, result) -> int:
+        """Point a result whose gradients a worker wrote into its segment (`result.grads` is
+        None) at them, in place; returns their bytes."""
+        result.grads = self.blocks(spec, worker_id, len(result.blocks))
+        return int(result.grads.nbytes)
+
     def grads_view(self, job_id: str, worker_id: str, dtype, shape: tuple[int, int]) -> np.ndarray:
         """The blocks a worker wrote, viewed in place (valid until its next share)."""
         with self._lock:
