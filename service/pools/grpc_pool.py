@@ -19,7 +19,9 @@ messages once and the same bytes go to every worker; a job is loaded onto a work
 before the first share of it the worker computes. A worker on the coordinator's own machine
 (one that could attach the pool's shared-memory probe when it loaded the job) reads the
 parameters from, and writes its gradients into, shared-memory segments instead (see .shared):
-its requests and replies are then headers alone.
+its requests and replies are then headers alone, and they go on the Unix socket the worker
+named in its LoadJob answer (see shardgrad.worker.local_channel), sent from the loop's own
+thread, rather than as gRPC calls.
 
 Scaling: `scale(n)` sets how many workers get work. With a launcher (`serve --local-workers`)
 the pool starts or stops local worker processes to match; a stopped process drains (finishes
@@ -467,7 +469,7 @@ class GrpcPool(WorkerPool):
         except grpc.RpcError as exc:
             with self._lock:
                 worker.inflight -= 1
-            raise WorkerError(worker_id, f"{exc.code().name}: {exc.details()}") from None
+            raise WorkerError.from_status(worker_id, exc.code().name, exc.details() or "") from None
         try:
             return self._executor.submit(self._run, worker, spec, payload, shards, deadline, sent)
         except RuntimeError as exc:  # executor shut down: the pool is closing

@@ -322,6 +322,9 @@ class RayPool(WorkerPool):
         """Send a share on the actor's local channel from the caller's thread, so that a
         step's requests leave back to back; returns (channel, connection) to read the answer
         from, or None when the socket cannot be reached (the share then goes through Ray)."""
+        channel = actor.local
+        if channel is None:  # given up by another share meanwhile
+            return None
         (params, params_nbytes), (grads, grads_capacity) = buffers
         header = messages.compute_header(
             spec.job_id,
@@ -336,9 +339,6 @@ class RayPool(WorkerPool):
                 grads_capacity=grads_capacity,
             ),
         )
-        channel = actor.local
-        if channel is None:  # given up by another share meanwhile
-            return None
         try:
             return channel, channel.send(header, max(deadline - time.monotonic(), 1e-3))
         except LocalChannelUnavailable as exc:
