@@ -2,8 +2,9 @@
 that trains several jobs. p50/p99 API latency are measured, every request is answered, every
 submitted job finishes, and training throughput drops by no more than the share of the CPU
 the clients take, counting what serving them costs the coordinator, plus an allowance stated
-in the figures: on a machine where workers and clients share the cores, CPU taken from either
-worker stalls each step's barrier for both, and short windows on a shared machine are noisy."""
+in the figures: serving requests in the process that runs the training loops costs training
+more than its CPU share (see docs/reliability.md), and short windows on a shared machine are
+noisy."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from shardgrad import nn
 FULL = os.environ.get("SHARDGRAD_RELIABILITY_FULL", "") not in ("", "0")
 CLIENTS = 20 if FULL else 6
 WINDOW_S = 12.0 if FULL else 4.0
-# The step barrier's amplification on 2 shared cores (~10 points measured) and noise between
-# windows (more in the short ones).
+# What serving requests beside the training loops costs beyond its CPU share (8-11 points
+# measured) and noise between windows (more in the short ones).
 NOISE = 0.15 if FULL else 0.30
 
 TRAIN = mlp_config(
