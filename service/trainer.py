@@ -538,8 +538,7 @@ class Trainer:
         }
         if skipped:
             values["skipped_nonfinite"] = True
-        self.store.add_metrics(self.job_id, step, "train", values)
-        self.store.set_progress(self.job_id, step)
+        self.store.record_step(self.job_id, step, values)
 
     def _evaluate(self, step: int) -> dict:
         """Loss and/or accuracy of the current parameters on the held-out rows."""
@@ -680,6 +679,7 @@ class _PausingStore:
         "set_state": "its state",
         "set_progress": "its progress",
         "add_metrics": "its metrics",
+        "record_step": "its metrics and progress",
         "delete_metrics_after": "its metrics",
     }
 

@@ -94,6 +94,22 @@ def test_metrics_history(store):
     assert [m.step for m in store.metrics(job.id)] == [1, 2]
 
 
+def test_a_step_record_and_the_progress_go_in_together(store):
+    job = store.create_job("{}", job_id="j1")
+    store.record_step(job.id, 1, {"loss": 2.5})
+    store.record_step(job.id, 2, {"loss": 2.0})
+    assert store.get_job(job.id).step == 2
+    rows = store.metrics(job.id)
+    assert [(m.step, m.kind, m.values) for m in rows] == [
+        (1, "train", {"loss": 2.5}),
+        (2, "train", {"loss": 2.0}),
+    ]
+    assert rows[1].time == store.get_job(job.id).updated_at  # one write, one moment
+    with pytest.raises(StoreError, match="no job nope"):
+        store.record_step("nope", 1, {"loss": 1.0})
+    assert store.metrics("nope") == []  # nothing half-written
+
+
 def test_workers_and_datasets(store):
     store.upsert_worker("w1", address="127.0.0.1:5000", kind="grpc", info={"device": "cpu"})
     store.heartbeat("w1", at=123.0)

@@ -201,7 +201,7 @@ def test_other_errors_still_fail_the_job(tmp_path):
 
     def on_step(job_id, step):
         if step == 2:
-            store.add_metrics = broken
+            store.record_step = broken
 
     def broken(*args, **kwargs):
         raise sqlite3.OperationalError("no such table: metrics")
