@@ -9,6 +9,11 @@ than the clients' own share of the machine (tests/reliability/test_load.py measu
 Linux gives each thread its own nice value: the request threads raise theirs, so a busy API
 slows its own answers before it slows training, while an idle machine still gives the API
 every core it wants. Elsewhere, or where the value cannot be changed, nothing happens.
+
+What this cannot fix: in one process the request threads share the GIL with the loops, and
+a handler the OS has set aside while it holds the GIL delays them (docs/reliability.md
+measures it); only an API served from a process of its own removes that. Measured under 20
+clients, training still loses less at the default than at equal priority.
 """
 
 from __future__ import annotations
