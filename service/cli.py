@@ -145,6 +145,13 @@ def add_serve_subcommand(subparsers) -> argparse.ArgumentParser:
         f"requests is than training's (a nice increment; default {DEFAULT_API_NICE}, 0 keeps "
         "them equal), so that busy clients slow their answers before they slow training",
     )
+    p.add_argument(
+        "--no-api-process",
+        dest="api_process",
+        action="store_false",
+        help="serve the API from the coordinator's own process instead of a process of its "
+        "own (where clients share no GIL with the training loops)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING, ...")
     add_dashboard_arguments(p)
     p.set_defaults(func=run_serve)
@@ -184,6 +191,7 @@ def run_serve(args: argparse.Namespace) -> int:
         worker_grace=args.worker_grace,
         shared_memory=args.shared_memory,
         api_nice=args.api_nice,
+        api_process=args.api_process,
     )
     stop = threading.Event()
 

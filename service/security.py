@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "token"
+TOKEN_ENV = "SHARDGRAD_TOKEN"
 _TOKEN_BYTES = 32
 
 
@@ -32,7 +33,7 @@ def token_path(state_dir: str | os.PathLike) -> Path:
 def ensure_token(state_dir: str | os.PathLike) -> str:
     """The coordinator's token: `SHARDGRAD_TOKEN`, else the state directory's token file,
     created (0600, never readable by others even for an instant) on first use."""
-    env = os.environ.get("SHARDGRAD_TOKEN", "").strip()
+    env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
         return env
     path = token_path(state_dir)

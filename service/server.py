@@ -15,7 +15,9 @@ import functools
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from shardgrad.worker import auth, threads, wire
 
 from . import events, priority, security
 from .api import SERVICE, CoordinatorService
+from .api_front import FrontProcess
 from .config import MAX_PARAMETERS
 from .fsutil import atomic_write
 from .jobs import JobManager
@@ -74,6 +77,10 @@ class ServeOptions:
     # How much lower the CPU priority of the threads answering API and dashboard requests is
     # than training's (a nice increment; 0 keeps them equal): see service.priority.
     api_nice: int = DEFAULT_API_NICE
+    # Serve the API from a process of its own (see service.api_front): clients then share no
+    # GIL with the training loops. `shardgrad serve` turns it on; a coordinator embedded in
+    # another program (tests, notebooks) keeps one process unless asked.
+    api_process: bool = False
 
 
 class StateDirBusy(RuntimeError):
@@ -100,6 +107,8 @@ class Coordinator:
         self.port = 0
         self.token = ""
         self.recovered: list[str] = []
+        self.front: FrontProcess | None = None  # with api_process: the public API
+        self._backend_dir: str | None = None
         self._lock_fd: int | None = None
         self._stopped = False
 
@@ -172,7 +181,22 @@ class Coordinator:
         self.server.add_generic_rpc_handlers((self.api.generic_handler(),))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        bind = f"{_bind_host(opts.host)}:{opts.port}"
+        if opts.api_process:
+            self._start_front()
+        else:
+            self._bind_public(server_credentials)
+            self.server.start()
+        for name in ("", SERVICE):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._write_endpoint()
+        self._start_local_workers()
+        self.recovered = self.manager.recover()
+        events.record(self.manager.store, "coordinator_started", self._started_message())
+        if self.recovered:
+            log.info("resuming jobs %s", ", ".join(self.recovered))
+
+    def _bind_public(self, server_credentials) -> None:
+        bind = f"{_bind_host(self.options.host)}:{self.options.port}"
         try:
             if server_credentials is not None:
                 self.port = self.server.add_secure_port(bind, server_credentials)
@@ -182,15 +206,33 @@ class Coordinator:
             raise OSError(f"cannot listen on {bind}: {exc}") from None
         if self.port == 0:
             raise OSError(f"cannot listen on {bind}")
+
+    def _start_front(self) -> None:
+        """Serve the API privately on a Unix socket and publicly from the front process."""
+        opts = self.options
+        self._backend_dir = tempfile.mkdtemp(prefix="sg-api-")  # 0700: this user alone
+        backend = f"unix:{self._backend_dir}/api.sock"
+        if self.server.add_insecure_port(backend) == 0:
+            raise OSError(f"cannot listen on {backend}")
         self.server.start()
-        for name in ("", SERVICE):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._write_endpoint()
-        self._start_local_workers()
-        self.recovered = self.manager.recover()
-        events.record(self.manager.store, "coordinator_started", self._started_message())
-        if self.recovered:
-            log.info("resuming jobs %s", ", ".join(self.recovered))
+        args = [
+            "--state-dir",
+            str(self.state_dir),
+            "--store",
+            str(self.manager.store.path),
+            "--backend",
+            backend,
+            "--host",
+            _bind_host(opts.host),
+            "--nice",
+            str(opts.api_nice),
+            "--threads",
+            str(opts.rpc_threads),
+        ]
+        if opts.tls_cert:
+            args += ["--tls-cert", str(opts.tls_cert), "--tls-key", str(opts.tls_key)]
+        self.front = FrontProcess(args, self.token)
+        self.port = self.front.start(opts.port)
 
     def _started_message(self) -> str:
         jobs = len(self.recovered)
@@ -277,6 +319,8 @@ class Coordinator:
             self.api.closing.set()
         if self.health is not None:
             self.health.enter_graceful_shutdown()
+        if self.front is not None:
+            self.front.stop()
         if self.manager is not None:
             message = "jobs checkpoint and continue when a coordinator starts on this state"
             events.record(self.manager.store, "coordinator_stopping", message)
@@ -290,6 +334,8 @@ class Coordinator:
             self.server.stop(grace=2.0).wait(timeout=10.0)
         if self.manager is not None:
             self.manager.close(timeout=5.0)
+        if self._backend_dir is not None:
+            shutil.rmtree(self._backend_dir, ignore_errors=True)
         if self.port:
             (self.state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
         if self._lock_fd is not None:

@@ -52,6 +52,24 @@ def slow_config(delay: float = 0.02, **changes) -> dict:
     return cfg
 
 
+def api_fronts(pid: int) -> list[int]:
+    """The processes serving the API of the coordinator `pid` (`serve --api-process`)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        if parent == pid and b"shardgrad.service.api_front" in cmd:
+            out.append(int(entry))
+    return out
+
+
 def child_env(token: str | None = None) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("SHARDGRAD_TOKEN", None)
