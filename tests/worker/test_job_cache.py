@@ -10,7 +10,7 @@ import time
 
 import grpc
 import pytest
-from workertest_helpers import cut, make_job
+from workertest_helpers import TOKEN, cut, make_job
 
 import shardgrad as sg
 from shardgrad import nn
@@ -19,8 +19,6 @@ from shardgrad.worker.compute import GradientComputer
 from shardgrad.worker.datasets import DatasetCache
 from shardgrad.worker.grpc_server import WorkerServer, WorkerServicer
 from shardgrad.worker.job_cache import JobCache
-
-TOKEN = "test-token"
 
 
 def _server(fake_coordinator, tmp_path, max_jobs: int) -> WorkerServer:

@@ -15,14 +15,12 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from workertest_helpers import HERE, cut, make_job
+from workertest_helpers import HERE, TOKEN, cut, make_job
 
 import shardgrad as sg
 from shardgrad import nn
 from shardgrad.worker.client import WorkerClient
 from shardgrad.worker.compute import GradientComputer
-
-TOKEN = "test-token"
 
 
 class WorkerProcess:
