@@ -55,6 +55,27 @@ class SentShare:
     channel: LocalChannel
     conn: socket.socket
 
+    @classmethod
+    def send(
+        cls,
+        channel: LocalChannel,
+        spec: JobSpec,
+        step: int,
+        shards: Sequence[tuple[int, np.ndarray]],
+        shared: worker_pb2.SharedBuffers,
+        timeout: float,
+    ) -> SentShare:
+        """Send ComputeShared for `shards` at `step` on `channel`; raises what
+        LocalChannel.send raises."""
+        header = messages.compute_header(
+            spec.job_id, step, spec.layout.fingerprint, shards, 0, shared
+        )
+        return cls(channel, channel.send(header, timeout))
+
+    def result(self, spec: JobSpec, timeout: float) -> GradientResult:
+        """The worker's answer (the gradients are in the share's grads segment)."""
+        return _shared_result(self.channel.receive(self.conn, timeout), spec)
+
 
 def _shared_result(reply: worker_pb2.ComputeResult, spec: JobSpec) -> GradientResult:
     if not reply.grads_shared:
@@ -202,23 +223,16 @@ class WorkerClient:
     ) -> SentShare | None:
         """Start `compute(..., shared=shared)` on the local channel and return at once, the
         request sent, so that the caller can start every worker of a step before it waits for
-        any; `receive_shared` then waits for the answer. None when this worker has no usable
-        local channel: call `compute` instead. Raises grpc.RpcError when sending fails."""
+        any; the SentShare's `result` then waits for the answer. None when this worker has no
+        usable local channel: call `compute` instead. Raises grpc.RpcError when sending fails."""
         local = self._local
         if local is None:
             return None
-        header = messages.compute_header(
-            spec.job_id, step, spec.layout.fingerprint, shards, 0, shared
-        )
         try:
-            return SentShare(local, local.send(header, timeout))
+            return SentShare.send(local, spec, step, shards, shared, timeout)
         except LocalChannelUnavailable as exc:
             self._give_up_local(local, exc)
             return None
-
-    def receive_shared(self, sent: SentShare, spec: JobSpec, timeout: float) -> GradientResult:
-        """The answer to `send_shared`'s request (the gradients are in its grads segment)."""
-        return _shared_result(sent.channel.receive(sent.conn, timeout), spec)
 
     def _call_shared(self, header: worker_pb2.ComputeHeader, timeout: float):
         local = self._local

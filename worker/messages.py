@@ -78,6 +78,13 @@ def job_from_request(req: worker_pb2.LoadJobRequest) -> JobSpec:
         raise WireError(str(exc)) from None
 
 
+def shared_buffers(params: tuple[str, int], grads: tuple[str, int]) -> worker_pb2.SharedBuffers:
+    """The SharedBuffers of a share whose (params, grads) segments are (name, bytes) each."""
+    return worker_pb2.SharedBuffers(
+        params=params[0], params_nbytes=params[1], grads=grads[0], grads_capacity=grads[1]
+    )
+
+
 def compute_header(
     job_id: str,
     step: int,

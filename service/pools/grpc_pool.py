@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 
-from shardgrad.protos import worker_pb2
+from shardgrad.worker import messages
 from shardgrad.worker.client import ParamPayload, WorkerClient
 from shardgrad.worker.job_cache import BUSY_REFUSAL
 from shardgrad.worker.wire import WireError
@@ -562,9 +562,7 @@ class GrpcPool(WorkerPool):
         """The answer to a share `_send_now` sent; None when the worker no longer held the
         job (the caller then loads it again and asks anew, as `_compute` does)."""
         try:
-            result = worker.client.receive_shared(
-                sent, spec, timeout=max(deadline - time.monotonic(), 1e-3)
-            )
+            result = sent.result(spec, timeout=max(deadline - time.monotonic(), 1e-3))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
@@ -585,10 +583,7 @@ class GrpcPool(WorkerPool):
         held = self._shared.share(spec, worker.id, payload, [k for k, _ in shards])
         if held is None:
             return None
-        (params, params_nbytes), (grads, grads_capacity) = held
-        return worker_pb2.SharedBuffers(
-            params=params, params_nbytes=params_nbytes, grads=grads, grads_capacity=grads_capacity
-        )
+        return messages.shared_buffers(*held)
 
     def _ensure_loaded(
         self, worker: RemoteWorker, spec: JobSpec, left, release: bool = True

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 
-from shardgrad.protos import worker_pb2
 from shardgrad.worker import messages
+from shardgrad.worker.client import SentShare
 from shardgrad.worker.job import MODEL_ERROR, ModelError
 from shardgrad.worker.local_channel import LocalChannel, LocalChannelUnavailable
 from shardgrad.worker.ray_actor import create_actors
-from shardgrad.worker.wire import WireError
 
 from ..datasets import Dataset
 from .base import DispatchResult, JobSpec, StepPayload, WorkerError, WorkerPool
@@ -289,14 +288,14 @@ class RayPool(WorkerPool):
         out: Future = Future()
         if buffers is not None and actor.local is not None:
             try:
-                sent_on = self._send_local(actor, spec, payload.step, buffers, shards, deadline)
+                sent_share = self._send_local(actor, spec, payload.step, buffers, shards, deadline)
             except Exception as exc:  # noqa: BLE001 - a failed send fails the share
                 self._settle(actor, WorkerError(actor.id, _details(exc)), out)
                 return out
-            if sent_on is not None:
+            if sent_share is not None:
                 try:
                     self._local_calls.submit(
-                        self._receive_local, actor, spec, load, sent_on, shards, deadline, out
+                        self._receive_local, actor, spec, load, sent_share, shards, deadline, out
                     )
                 except RuntimeError as exc:  # the pool is closing
                     self._settle(actor, WorkerError(actor.id, str(exc)), out)
@@ -320,27 +319,15 @@ class RayPool(WorkerPool):
 
     def _send_local(self, actor: _Actor, spec, step, buffers, shards, deadline):
         """Send a share on the actor's local channel from the caller's thread, so that a
-        step's requests leave back to back; returns (channel, connection) to read the answer
-        from, or None when the socket cannot be reached (the share then goes through Ray)."""
+        step's requests leave back to back; None when the socket cannot be reached (the share
+        then goes through Ray)."""
         channel = actor.local
         if channel is None:  # given up by another share meanwhile
             return None
-        (params, params_nbytes), (grads, grads_capacity) = buffers
-        header = messages.compute_header(
-            spec.job_id,
-            step,
-            spec.layout.fingerprint,
-            shards,
-            0,
-            worker_pb2.SharedBuffers(
-                params=params,
-                params_nbytes=params_nbytes,
-                grads=grads,
-                grads_capacity=grads_capacity,
-            ),
-        )
+        shared = messages.shared_buffers(*buffers)
+        left = max(deadline - time.monotonic(), 1e-3)
         try:
-            return channel, channel.send(header, max(deadline - time.monotonic(), 1e-3))
+            return SentShare.send(channel, spec, step, shards, shared, left)
         except LocalChannelUnavailable as exc:
             log.info("ray actor %s: local channel given up for Ray: %s", actor.id, exc)
             with self._lock:
@@ -349,16 +336,10 @@ class RayPool(WorkerPool):
             channel.close()
             return None
 
-    def _receive_local(self, actor: _Actor, spec, load, sent_on, shards, deadline, out) -> None:
+    def _receive_local(self, actor: _Actor, spec, load, sent, shards, deadline, out) -> None:
         """The answer to a share `_send_local` sent, settled into `out`."""
-        channel, conn = sent_on
         try:
-            reply = channel.receive(conn, max(deadline - time.monotonic(), 1e-3))
-            if not reply.grads_shared:
-                raise WireError("the actor answered without shared gradients")
-            result = messages.result_from_header(
-                reply, spec.num_micro_shards, spec.layout.numel, None
-            )
+            result = sent.result(spec, max(deadline - time.monotonic(), 1e-3))
             value = self._result(actor, spec, load, result, sum(int(i.nbytes) for _, i in shards))
         except grpc.RpcError as exc:  # the actor's refusal
             value = WorkerError.from_status(actor.id, exc.code().name, exc.details() or "")
