@@ -7,7 +7,6 @@ bytes as an undisturbed run, and the dashboard shows what happened."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import resource
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from _reliability import CuttableProxy, audit_checkpoints, dashboard_of, job_ids_on_disk
-from _servertest import mlp_config, pb, reference_model, slow_config
+from _servertest import mlp_config, pb, reference_models, slow_config
 
 from shardgrad import nn
 from shardgrad.service.checkpoint import CheckpointManager
@@ -30,15 +29,7 @@ LIVE = ("IDLE", "BUSY")
 
 @pytest.fixture(scope="module")
 def references(tmp_path_factory):
-    cache: dict[str, bytes] = {}
-
-    def get(config: dict) -> bytes:
-        key = json.dumps(config, sort_keys=True)
-        if key not in cache:
-            cache[key] = reference_model(tmp_path_factory.mktemp("ref"), config)
-        return cache[key]
-
-    return get
+    return reference_models(tmp_path_factory)
 
 
 def _survived(server, state_dir: Path, job_ids: list[str], config: dict, references) -> dict:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -320,3 +321,16 @@ def reference_model(tmp_path: Path, config: dict) -> bytes:
     finally:
         mgr.close()
         pool.close()
+
+
+def reference_models(tmp_path_factory) -> Callable[[dict], bytes]:
+    """`reference_model` for a test module's fixture: each config trained once, then kept."""
+    cache: dict[str, bytes] = {}
+
+    def get(config: dict) -> bytes:
+        key = json.dumps(config, sort_keys=True)
+        if key not in cache:
+            cache[key] = reference_model(tmp_path_factory.mktemp("ref"), config)
+        return cache[key]
+
+    return get

@@ -5,12 +5,11 @@ SIGKILLed (or stopped with SIGTERM) and started again."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 import pytest
-from _servertest import pb, reference_model, slow_config
+from _servertest import pb, reference_models, slow_config
 
 SHORT = slow_config(delay=0.06)  # 12 steps, K=4: 0.24 s a step on one worker
 LONG = slow_config(delay=0.05, steps=30)  # 0.2 s a step on one worker, 0.1 s on two
@@ -18,15 +17,7 @@ LONG = slow_config(delay=0.05, steps=30)  # 0.2 s a step on one worker, 0.1 s on
 
 @pytest.fixture(scope="module")
 def references(tmp_path_factory):
-    cache: dict[str, bytes] = {}
-
-    def get(config: dict) -> bytes:
-        key = json.dumps(config, sort_keys=True)
-        if key not in cache:
-            cache[key] = reference_model(tmp_path_factory.mktemp("ref"), config)
-        return cache[key]
-
-    return get
+    return reference_models(tmp_path_factory)
 
 
 def _workers_per_step(server, job_id: str) -> list[int]:
