@@ -461,10 +461,10 @@ class Trainer:
                     try:
                         res: DispatchResult = fut.result()
                         self._accept(res, ids, k, blocks, losses, shard_stats)
-                    except WorkerError as exc:
-                        if exc.model_fault:
-                            # The model, not the worker: once may be a worker's fault
-                            # dressed as the model's, twice (on the retry) is the job's.
+                    except Exception as exc:  # noqa: BLE001 - any failure drops the worker...
+                        if isinstance(exc, WorkerError) and exc.model_fault:
+                            # ...but the model's: once may be a worker's fault dressed as the
+                            # model's, twice (on the retry) is the job's.
                             if model_failed:
                                 raise JobFailed(f"step {self.step + 1}: {exc.detail}") from None
                             model_failed = True
@@ -472,11 +472,6 @@ class Trainer:
                         else:
                             self._drop(worker, f"failed at step {self.step + 1}: {exc}")
                             failed_workers.add(worker)
-                        failed.extend(ids)
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - any other failure drops it too
-                        self._drop(worker, f"failed at step {self.step + 1}: {exc}")
-                        failed_workers.add(worker)
                         failed.extend(ids)
                         continue
                     used.add(worker)
