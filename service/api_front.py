@@ -16,8 +16,8 @@ changes state or needs the worker pool: it is passed through, bytes untouched, t
 coordinator's API on a Unix socket, with the caller's metadata and remaining deadline, and its
 answer or status comes back as the coordinator gave it.
 
-The process exits when the coordinator does (the parent-death signal, and a check of its
-parent), so a killed coordinator never leaves its port taken.
+The process exits when the coordinator does (started with the parent-death signal, as local
+workers are, and checking its parent), so a killed coordinator never leaves its port taken.
 
     python -m shardgrad.service.api_front --state-dir D --backend unix:/path --port 0
 Prints `listening on PORT` once it serves.
@@ -26,7 +26,6 @@ Prints `listening on PORT` once it serves.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -45,6 +44,7 @@ from shardgrad.worker import auth, wire
 
 from . import security
 from .api import SERVICE, CoordinatorService
+from .launcher import with_parent_death_signal
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ LOCAL = frozenset(
 )
 WORKERS_FRESH_S = 0.5
 _NO_DEADLINE_S = 1e9
-_PR_SET_PDEATHSIG = 1
 _FORWARDED_HEADERS = ("authorization",)
 
 
@@ -195,7 +194,7 @@ class FrontProcess:
     def _spawn(self, port: int, timeout: float) -> int:
         cmd = [sys.executable, "-m", "shardgrad.service.api_front", *self.args, "--port"]
         self.popen = subprocess.Popen(
-            [*cmd, str(port), "--parent", str(os.getpid())],
+            with_parent_death_signal([*cmd, str(port), "--parent", str(os.getpid())]),
             stdout=subprocess.PIPE,
             env=self.env,
             text=True,
@@ -241,20 +240,9 @@ def _read_line(stream, timeout: float) -> str:
     return out[0].strip() if out else ""
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Ask Linux for SIGTERM when the parent dies, and check it has not already."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl
-            pass
-    if os.getppid() != parent:
-        sys.exit(0)
-
-
 def serve(args: argparse.Namespace) -> int:
-    _exit_with_parent(args.parent)
+    if os.getppid() != args.parent:  # the coordinator died before this process started
+        return 0
     if args.nice > 0:
         os.nice(args.nice)  # the whole process: it shares no GIL with the training loops
     state_dir = args.state_dir

@@ -47,6 +47,14 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
+def with_parent_death_signal(cmd: list[str]) -> list[str]:
+    """`cmd` started so that it gets SIGTERM when this process dies, even by SIGKILL (Linux;
+    elsewhere `cmd` as it is): a killed coordinator leaves no worker or API process behind."""
+    if not sys.platform.startswith("linux"):
+        return cmd
+    return [sys.executable, "-c", _EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()), *cmd]
+
+
 @dataclass
 class LocalProcess:
     """One worker process and what the launcher learnt about it."""
@@ -135,11 +143,8 @@ class LocalWorkerLauncher:
         index = next(self._ids)
         log_path = self.log_dir / f"worker-{index}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        cmd = self.command()
-        if sys.platform.startswith("linux"):
-            cmd = [sys.executable, "-c", _EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()), *cmd]
         popen = subprocess.Popen(
-            cmd,
+            with_parent_death_signal(self.command()),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
