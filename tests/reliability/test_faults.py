@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from _reliability import CuttableProxy, audit_checkpoints, dashboard_of, job_ids_on_disk
-from _servertest import mlp_config, pb, reference_models, slow_config
+from _servertest import mlp_config, pb, reference_models, slow_config, until
 
 from shardgrad import nn
 from shardgrad.service.checkpoint import CheckpointManager
@@ -71,16 +71,6 @@ def _dashboard_worker_states(dash) -> dict[str, str]:
     }
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.05)
-
-
 # ---------------------------------------------------------------------------- workers
 def test_a_grpc_worker_killed_mid_step(procs, tmp_path, references, figures):
     state = tmp_path / "state"
@@ -99,7 +89,7 @@ def test_a_grpc_worker_killed_mid_step(procs, tmp_path, references, figures):
     # The dashboard: the job succeeded, one of the two workers is no longer live.
     page = dash.get(f"/api/v1/jobs/{job.job_id}")
     assert page["state"] == "SUCCEEDED" and page["step"] == SHORT["steps"]
-    states = _wait(
+    states = until(
         lambda: (
             (s := _dashboard_worker_states(dash)) and sum(v in LIVE for v in s.values()) == 1 and s
         ),
@@ -209,7 +199,7 @@ def test_a_ray_actor_killed_mid_step(ray_cluster, procs, tmp_path, references, f
     )
     dash = dashboard_of(server)
     server.wait_workers(2, timeout=120)
-    actors = _wait(lambda: _our_ray_actors(), 30, "two GradientActor processes")
+    actors = until(lambda: _our_ray_actors(), 30, "two GradientActor processes")
     job = server.submit(config)
     server.wait_until(job.job_id, lambda j: j.step >= 10, timeout=120)
     os.kill(actors[0], signal.SIGKILL)

@@ -334,3 +334,12 @@ def reference_models(tmp_path_factory) -> Callable[[dict], bytes]:
         return cache[key]
 
     return get
+
+
+def until(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it returns something true (returned), failing after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        time.sleep(0.02)
+    return value

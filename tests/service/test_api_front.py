@@ -6,26 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import grpc
 import numpy as np
 import pytest
-from _servertest import TERMINAL, api_fronts, mlp_config, pb
+from _servertest import TERMINAL, api_fronts, mlp_config, pb, until
 
 from shardgrad.client import Client
 from shardgrad.protos import coordinator_pb2_grpc
 from shardgrad.service.server import Coordinator, ServeOptions
-
-
-def _until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -60,7 +49,7 @@ def test_the_public_port_is_another_process_that_serves_the_whole_api(coordinato
         # Passed through: a submission, a scaling the next listing shows at once.
         job = client.submit_config(mlp_config(steps=4, checkpoint_interval=2))
         assert client.scale(2).count == 2
-        _until(lambda: len(client.workers()) == 2, what="the second worker in the listing")
+        until(lambda: len(client.workers()) == 2, 30.0, what="the second worker in the listing")
         # Answered by the front from the database while the job trains, then at its end.
         done = job.wait(progress=False, timeout=60)
         assert done.state == "SUCCEEDED"
@@ -102,9 +91,9 @@ def test_refusals_are_the_coordinators_own(coordinator):
 def test_a_killed_front_comes_back_on_the_same_port(coordinator):
     first = coordinator.front.popen.pid
     os.kill(first, signal.SIGKILL)
-    _until(lambda: coordinator.front.popen.pid != first, what="a new API process")
+    until(lambda: coordinator.front.popen.pid != first, 30.0, what="a new API process")
     with Client(coordinator.dial_address, token=coordinator.token, timeout=30) as client:
-        _until(lambda: _answers(client), what="the API on the same port")
+        until(lambda: _answers(client), 30.0, what="the API on the same port")
 
 
 def _answers(client) -> bool:
@@ -129,10 +118,10 @@ def test_stopping_the_coordinator_stops_its_front(tmp_path):
 def test_a_killed_coordinator_takes_its_front_with_it(procs, tmp_path):
     server = procs.coordinator(tmp_path / "state", "--local-workers", "1")
     server.wait_workers(1)
-    fronts = _until(lambda: api_fronts(server.process.proc.pid), what="the API process")
+    fronts = until(lambda: api_fronts(server.process.proc.pid), 30.0, what="the API process")
     job = server.submit(mlp_config(steps=1_000, checkpoint_interval=0))
     server.wait_until(job.job_id, lambda j: j.step >= 1 or j.state in TERMINAL)
     server.process.signal(signal.SIGKILL)
-    _until(lambda: not any(_alive(p) for p in fronts), what="the API process to exit")
+    until(lambda: not any(_alive(p) for p in fronts), 30.0, what="the API process to exit")
     again = server.restart()  # the same port is free to take again
     assert again.job(job.job_id).job_id == job.job_id

@@ -9,16 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from _servertest import until
 
 from shardgrad.service.server import Coordinator, ServeOptions
 from shardgrad.worker.grpc_server import WorkerServer
-
-
-def _until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def setup(tmp_path):
                 ).start()
             )
         pool = coordinator.pool
-        _until(lambda: len(pool.live_workers()) == 2)
+        until(lambda: len(pool.live_workers()) == 2)
         yield pool
     finally:
         for w in workers:
@@ -57,13 +51,13 @@ def test_scaling_down_drains_the_workers_it_cannot_stop(setup):
     assert pool.live_workers() == [first]  # the newest goes first
     assert _states(pool)[second] == "DRAINING"
     # Its next heartbeat reply says drain: it deregisters and leaves the pool.
-    _until(lambda: _states(pool).get(second) == "LOST")
+    until(lambda: _states(pool).get(second) == "LOST")
     assert pool.live_workers() == [first]
 
     pool.report_failure(first, "missed its deadline")
     assert pool.live_workers() == []
     # `first` is alive: its next heartbeat is refused, it registers again and gets work.
-    _until(lambda: pool.live_workers() == [first])
+    until(lambda: pool.live_workers() == [first])
     assert _states(pool)[first] == "IDLE"
 
 
@@ -139,7 +133,7 @@ def test_a_worker_that_holds_one_job_serves_two_to_the_same_results(tmp_path):
     ).start()
     try:
         pool, manager = coordinator.pool, coordinator.manager
-        _until(lambda: len(pool.live_workers()) == 1)
+        until(lambda: len(pool.live_workers()) == 1)
         (worker_id,) = pool.live_workers()
         jobs = [manager.submit(JobConfig.from_dict(c)).id for c in configs]
         for job_id in jobs:

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from _servertest import until
 
 from shardgrad import nn
 from shardgrad.client import Client
@@ -71,13 +72,6 @@ def kinds(evs):
 def assert_known(evs):
     unknown = {e.kind for e in evs} - set(events.KINDS)
     assert not unknown, f"kinds missing from events.KINDS: {unknown}"
-
-
-def _until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_a_failed_worker_is_dropped_recomputed_elsewhere_and_the_job_succeeds(make_manager):
@@ -142,7 +136,7 @@ def test_waiting_for_workers_pausing_and_continuing(make_manager):
     holder = {}
 
     def paused_then_back():
-        _until(lambda: "job_paused" in kinds(job_events(holder["mgr"], holder["job"])))
+        until(lambda: "job_paused" in kinds(job_events(holder["mgr"], holder["job"])))
         pool.add_worker()
 
     def on_step(job_id, step):
@@ -152,7 +146,7 @@ def test_waiting_for_workers_pausing_and_continuing(make_manager):
 
     mgr = holder["mgr"] = make_manager(pool, TrainerOptions(worker_grace_s=30, on_step=on_step))
     job_id = holder["job"] = mgr.submit(config(steps=6)).id
-    _until(lambda: "job_waiting" in kinds(job_events(mgr, job_id)))
+    until(lambda: "job_waiting" in kinds(job_events(mgr, job_id)))
     pool.add_worker()
     assert mgr.wait(job_id, TIMEOUT).state is JobState.SUCCEEDED
     evs = job_events(mgr, job_id)
@@ -310,7 +304,7 @@ def test_grpc_workers_joining_draining_leaving_and_dying(tmp_path):
             (draining,) = of("worker_draining")
             assert draining.worker_id == second
             pool.deregister(second, "drained")
-            _until(lambda: of("worker_left"))
+            until(lambda: of("worker_left"))
             (left,) = of("worker_left")
             assert left.worker_id == second and "deregistered (drained)" in left.message
             assert of("worker_lost") == []
@@ -319,7 +313,7 @@ def test_grpc_workers_joining_draining_leaving_and_dying(tmp_path):
             beating.join(5)
 
         # Heartbeats stop: the pool gives up on `first`, and the log says why.
-        _until(lambda: of("worker_lost"))
+        until(lambda: of("worker_lost"))
         (lost,) = of("worker_lost")
         assert lost.worker_id == first and "no heartbeat for 0.6 s" in lost.message
         assert_known(mgr.store.events(limit=1000))
@@ -335,7 +329,7 @@ def test_the_coordinator_records_its_start_scaling_and_stop(tmp_path):
         with Client(coordinator.dial_address, token=coordinator.token) as client:
             client.scale(2)
         store = coordinator.manager.store
-        _until(lambda: any(e.kind == "workers_scaled" for e in store.events(limit=1000)))
+        until(lambda: any(e.kind == "workers_scaled" for e in store.events(limit=1000)))
     finally:
         coordinator.stop()
     again = Coordinator(opts).start()
