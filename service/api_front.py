@@ -54,6 +54,7 @@ LOCAL = frozenset(
 )
 WORKERS_FRESH_S = 0.5
 _NO_DEADLINE_S = 1e9
+_BIND_WAIT_S = 10.0
 _FORWARDED_HEADERS = ("authorization",)
 
 
@@ -240,6 +241,37 @@ def _read_line(stream, timeout: float) -> str:
     return out[0].strip() if out else ""
 
 
+def _listen(args, token, credentials, handler, checks, wait_s: float = _BIND_WAIT_S):
+    """(started server, port), or (None, 0) when the address stays taken for `wait_s`.
+
+    The port is never shared (no SO_REUSEPORT): an API process of a coordinator that was
+    just killed may still hold it for a moment, and while both listened, callers would
+    be spread over the two and half of them sent to a coordinator that is gone."""
+    bind = f"{args.host}:{args.port}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="sg-front"),
+            options=[*wire.grpc_options(), ("grpc.so_reuseport", 0)],
+            interceptors=[auth.BearerAuthInterceptor(token)],
+        )
+        server.add_generic_rpc_handlers((handler,))
+        health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+        try:
+            if credentials is not None:
+                port = server.add_secure_port(bind, credentials)
+            else:
+                port = server.add_insecure_port(bind)
+        except RuntimeError:
+            port = 0
+        if port:
+            server.start()
+            return server, port
+        if args.port == 0 or time.monotonic() >= deadline:
+            return None, 0
+        time.sleep(0.1)
+
+
 def serve(args: argparse.Namespace) -> int:
     if os.getppid() != args.parent:  # the coordinator died before this process started
         return 0
@@ -254,34 +286,30 @@ def serve(args: argparse.Namespace) -> int:
         max_followers=args.max_followers,
     )
     forwarder = Forwarder(args.backend)
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="sg-front"),
-        options=wire.grpc_options(),
-        interceptors=[auth.BearerAuthInterceptor(token)],
-    )
-    server.add_generic_rpc_handlers((generic_handler(reader, forwarder),))
+
+    # Exit at once when the coordinator is gone (the parent-death signal is SIGTERM): its
+    # restart may be taking this port right now, and there is nothing left to pass calls to.
+    def on_term(*_) -> None:
+        if os.getppid() != args.parent:
+            os._exit(0)
+        stop.set()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if os.getppid() != args.parent:
+        return 0
     checks = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
-    bind = f"{args.host}:{args.port}"
-    port = (
-        server.add_secure_port(bind, credentials)
-        if credentials is not None
-        else server.add_insecure_port(bind)
-    )
-    if port == 0:
-        print(f"cannot listen on {bind}", file=sys.stderr, flush=True)
+    server, port = _listen(args, token, credentials, generic_handler(reader, forwarder), checks)
+    if server is None:
+        print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr, flush=True)
         return 1
-    server.start()
     for name in ("", SERVICE):
         checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     print(f"listening on {port}", flush=True)
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(1.0):
         if os.getppid() != args.parent:  # the coordinator is gone
-            break
+            os._exit(0)
     reader.closing.set()
     checks.enter_graceful_shutdown()
     server.stop(grace=1.0).wait(timeout=5.0)
