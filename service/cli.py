@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from shardgrad.worker.console import announce
+
 from .config import MAX_PARAMETERS
 from .dashboard_cli import add_dashboard_arguments, serve_dashboard
 from .priority import DEFAULT_API_NICE
@@ -210,7 +212,7 @@ def run_serve(args: argparse.Namespace) -> int:
     # SIGTERM checkpoints and exits 0 instead of dumping Ray's stack trace.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"shardgrad coordinator listening on {coordinator.address}", flush=True)
+    announce(f"shardgrad coordinator listening on {coordinator.address}")
     dashboard = None
     try:
         dashboard = serve_dashboard(args, coordinator)
@@ -220,9 +222,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"shardgrad serve: {exc}", file=sys.stderr)
         return 2
     finally:
-        print("shardgrad coordinator stopping", flush=True)
+        announce("shardgrad coordinator stopping")
         if dashboard is not None:
             dashboard.stop()
         coordinator.stop()
-    print("shardgrad coordinator stopped", flush=True)
+    announce("shardgrad coordinator stopped")
     return 0

@@ -9,6 +9,8 @@ import argparse
 import json
 import logging
 
+from shardgrad.worker.console import announce
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8275
@@ -65,5 +67,5 @@ def serve_dashboard(args: argparse.Namespace, coordinator):
         atomic_write(endpoint, (json.dumps(body, indent=1) + "\n").encode())
     except (OSError, ValueError) as exc:
         log.warning("could not record the dashboard in %s: %s", endpoint, exc)
-    print(f"shardgrad dashboard on {url}/", flush=True)
+    announce(f"shardgrad dashboard on {url}/")
     return server

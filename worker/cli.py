@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from .console import announce
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -128,11 +130,11 @@ def run_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     # A drain the coordinator asks for (the pool was scaled down) takes the SIGTERM path.
     server.on_drain_request = stop.set
-    print(f"shardgrad worker listening on {server.address}", flush=True)
+    announce(f"shardgrad worker listening on {server.address}")
     while not stop.wait(0.5):
         pass
     asked = " (asked by the coordinator)" if server.drain_requested.is_set() else ""
-    print(f"shardgrad worker draining{asked}", flush=True)
+    announce(f"shardgrad worker draining{asked}")
     finished = server.drain(args.drain_timeout)
-    print("shardgrad worker stopped", flush=True)
+    announce("shardgrad worker stopped")
     return 0 if finished else 1
