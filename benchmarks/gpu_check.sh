@@ -8,6 +8,8 @@
 # It stays under 6 minutes: the tests get at most TEST_S seconds, the benchmark BENCH_S.
 #
 # Usage on the GPU machine:  OUT=/some/dir bash benchmarks/gpu_check.sh
+# The worker tests need grpcio at least as new as the generated code's; where the machine's is
+# older, WHEELS=/dir/of/wheels installs those wheels (e.g. grpcio for its Python) beside shardgrad.
 # Checking the script on a CPU machine:  bash benchmarks/gpu_check.sh --dry-run
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,12 @@ else
     echo "install failed"; tail -20 "$OUT/install.log"; exit 1
   fi
   export PYTHONPATH=/tmp/sg
+  if [ -n "${WHEELS:-}" ]; then
+    rm -rf /tmp/sgdeps
+    $PY -m pip install -q --no-deps --no-index --target /tmp/sgdeps "$WHEELS"/*.whl \
+      >>"$OUT/install.log" 2>&1 || { echo "wheels failed"; tail -5 "$OUT/install.log"; }
+    export PYTHONPATH=/tmp/sg:/tmp/sgdeps
+  fi
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
     >"$OUT/gpu.txt" 2>&1 || true
 fi
@@ -51,7 +59,8 @@ EOF
 TESTS="tests/cuda/test_cuda_device.py tests/cuda/test_cuda_training.py tests/cuda/test_cuda_nn.py \
 tests/core/test_optim.py tests/cuda/test_cuda_ops.py"
 # The GPU worker's own tests, in a second pytest run: tests/worker has a conftest of its own.
-WORKER_TESTS="tests/worker/test_compute.py tests/worker/test_shm.py"
+WORKER_TESTS="tests/worker/test_compute.py tests/worker/test_shm.py tests/worker/test_running_stats.py \
+tests/worker/test_local_channel.py tests/worker/test_grpc_worker.py"
 MARK="cuda"
 [ "$DRY" = "--dry-run" ] && MARK="not cuda"  # no GPU: the same tests on the fake device
 PLUGINS=""

@@ -283,3 +283,34 @@ def test_malformed_statistics_are_refused_on_receipt():
         receive(lambda s: s.bn_stats.CopyFrom(messages.wire.tensor_to_proto(np.zeros(6, np.int64))))
     with pytest.raises(WireError, match="bytes do not hold"):
         receive(lambda s: setattr(s.bn_stats, "data", s.bn_stats.data[:-4]))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not sg.backend.cuda_is_available(), reason="needs a CUDA GPU and cupy")
+@pytest.mark.parametrize(
+    "make, features", [(lambda: _bn_mlp(0.1), 4), (lambda: _bn_cnn(0.3), 16)], ids=["mlp", "cnn"]
+)
+def test_a_cuda_worker_reports_host_statistics_that_fold_like_the_cpus(make, features):
+    """The statistics leave the GPU as host arrays, in the same layout as a CPU worker's, and
+    folded they give the CPU worker's buffers to float32 rounding."""
+    spec, data, flat = make_job(make(), n=64, features=features, k=4, seed=3)
+    shards = cut(40, 4)
+    cpu = GradientComputer(spec, data)
+    cpu.set_params(flat, step=0)
+    gpu = GradientComputer(spec, data, device="cuda")
+    gpu.set_params(flat, step=0)
+    on_cpu, on_gpu = cpu.compute(0, shards).stats, gpu.compute(0, shards).stats
+    folded = {}
+    for name, stats in (("cpu", on_cpu), ("gpu", on_gpu)):
+        coordinator = make()
+        running = RunningStats(coordinator)
+        for s in stats:
+            assert isinstance(s.bn_stats, np.ndarray) and s.bn_stats.dtype == np.float32
+            running.check(s.bn_calls, s.bn_stats)
+            running.fold(s.bn_calls, s.bn_stats)
+        folded[name] = {k: v.numpy() for k, v in coordinator.state_dict().items()}
+    for c, g in zip(on_cpu, on_gpu):
+        assert g.bn_calls == c.bn_calls
+        np.testing.assert_allclose(g.bn_stats, c.bn_stats, rtol=1e-4, atol=1e-5)
+    for key, value in folded["cpu"].items():
+        np.testing.assert_allclose(folded["gpu"][key], value, rtol=1e-4, atol=1e-5)
