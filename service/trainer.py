@@ -42,6 +42,7 @@ from .checkpoint import Checkpoint, CheckpointManager
 from .config import MAX_PARAMETERS, JobConfig
 from .datasets import DatasetRegistry
 from .fsutil import atomic_write
+from .gradients import GradientMean
 from .pools.base import DispatchResult, JobSpec, ShardStat, StepPayload, WorkerError, WorkerPool
 from .sampler import BatchSampler, cut_micro_shards, train_eval_split
 from .store import JobState, Store, is_storage_fault
@@ -132,6 +133,7 @@ class Trainer:
         self.model = None
         self.optimizer = None
         self._last_checkpoint_step = -1
+        self._unrecorded: tuple | None = None  # see _record_pending
         self.events = events.JobEvents(store, job_id)
 
     # ------------------------------------------------------------------ control
@@ -241,6 +243,7 @@ class Trainer:
         self.layout.flatten({n: p._data for n, p in model.named_parameters()}, out=self.flat)
         self.param = nn.Parameter(shardgrad.from_numpy(self.flat))
         self.optimizer = builders.build_optimizer(cfg.optimizer, [self.param])
+        self._mean_gradient = GradientMean(self.layout.numel, self.flat.dtype)
         self.scheduler = builders.build_scheduler(cfg.lr_scheduler, self.optimizer, prefixes)
         self.loss_fn = builders.build_loss(cfg.loss)
 
@@ -342,16 +345,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> None:
+        try:
+            self._train_steps()
+        except BaseException:
+            try:  # the last finished step's metrics, unless the store is what failed
+                self._record_pending()
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one to report
+                log.warning(
+                    "job %s: metrics of step %d not recorded: %s", self.job_id, self.step, exc
+                )
+            raise
+        self._record_pending()
+        self._save_checkpoint_if_new()
+
+    def _train_steps(self) -> None:
         cfg = self.config
         while self.step < self.total_steps:
             self._check_interrupt()
             t0 = time.perf_counter()
             batch = self.sampler.batch(self.step)
             shards = cut_micro_shards(batch, cfg.micro_shards)
-            grad_sum, shard_losses, shard_stats, stats = self._compute_step(shards)
+            blocks, shard_losses, shard_stats, stats = self._compute_step(shards)
             n = len(batch)
             loss = reduction.tree_sum_values(shard_losses) / n
-            grad = grad_sum / grad_sum.dtype.type(n)
+            grad = self._mean_gradient(blocks, len(shards), n)
             finite = bool(np.isfinite(loss)) and _all_finite(grad)
             step_no = self.step + 1
             skipped = False
@@ -377,13 +394,17 @@ class Trainer:
             self.step = step_no
             elapsed = time.perf_counter() - t0
             self.last_loss = loss
-            self._record(step_no, loss, lr, n, elapsed, stats, skipped)
+            # Written while the workers compute the next step (see `_record_pending`), or
+            # before anything below reads the history.
+            self._unrecorded = (step_no, loss, lr, n, elapsed, stats, skipped)
             if cfg.eval_fraction > 0 and (
                 (cfg.eval_interval and step_no % cfg.eval_interval == 0)
                 or step_no == self.total_steps
             ):
+                self._record_pending()
                 self._evaluate(step_no)
             if cfg.checkpoint_interval and step_no % cfg.checkpoint_interval == 0:
+                self._record_pending()
                 try:
                     self._save_checkpoint()
                 except OSError as exc:  # a full disk must not end the job: the next one retries
@@ -392,12 +413,12 @@ class Trainer:
                     )
                     self.events.add("checkpoint_failed", f"step {step_no} not written: {exc}")
             if self.options.on_step is not None:
+                self._record_pending()
                 self.options.on_step(self.job_id, step_no)
-        self._save_checkpoint_if_new()
 
     def _compute_step(self, shards: list[np.ndarray]):
-        """Gradient sum over the batch (tree order), each micro-shard's loss, each non-empty
-        micro-shard's ShardStat (by index), and stats."""
+        """The gradient blocks that partition the micro-shards, each micro-shard's loss, each
+        non-empty micro-shard's ShardStat (by index), and stats."""
         k = len(shards)
         # A read-only view, not a copy: the optimizer writes the buffer only after every
         # share of this step is answered or abandoned (an abandoned share's answer is unused).
@@ -445,6 +466,7 @@ class Trainer:
                     continue
                 futures[fut] = (worker, ids)
             pending = set(futures)
+            self._record_pending()  # the last step's metrics, while the workers compute
             while pending:
                 left = deadline - time.monotonic()
                 done, pending = wait(pending, timeout=max(left, 0), return_when=FIRST_COMPLETED)
@@ -483,8 +505,7 @@ class Trainer:
                     stats["bytes_shared"] += res.bytes_shared
             todo = sorted(failed)
         stats["workers"] = len(used)
-        grad_sum = reduction.tree_sum(blocks, k, _add)
-        return grad_sum, [losses[i] for i in range(k)], shard_stats, stats
+        return blocks, [losses[i] for i in range(k)], shard_stats, stats
 
     def _accept(
         self, res: DispatchResult, ids: list[int], k: int, blocks, losses, shard_stats
@@ -518,6 +539,18 @@ class Trainer:
         self.pool.report_failure(worker, reason)
 
     # ------------------------------------------------------------------ metrics, eval
+    def _record_pending(self) -> None:
+        """Write the last finished step's metrics row, if not yet written.
+
+        The loop writes a step's row once the next step's shares are out: the row is a
+        database transaction (about 0.3 ms), and written between steps it would keep every
+        worker waiting for it. Whatever reads the history (evaluation, checkpoints, the
+        `on_step` hook, the end of the job) has the row written first.
+        """
+        if self._unrecorded is not None:
+            args, self._unrecorded = self._unrecorded, None
+            self._record(*args)
+
     def _record(self, step, loss, lr, n, elapsed, stats, skipped) -> None:
         values = {
             "loss": loss,
@@ -703,7 +736,3 @@ def _all_finite(a: np.ndarray) -> bool:
     terms that overflowed falls back to the element-wise check."""
     with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
-
-
-def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a + b
