@@ -155,6 +155,7 @@ def check_against_dataset(
             ) from None
     if value.numel() != 1:
         raise ValidationError("loss", f"{config.loss.name} did not give one number")
+    _check_single_row_micro_shards(config, model, ds, train_rows)
     if config.loss.name in ("CrossEntropyLoss", "NLLLoss") and ds.is_classification:
         lo, hi = int(ds.y.min()), int(ds.y.max())
         if lo < 0:
@@ -164,3 +165,48 @@ def check_against_dataset(
                 field,
                 f"the model outputs {out.shape[1]} classes but the dataset has labels up to {hi}",
             )
+
+
+def smallest_micro_shard(n_train: int, batch_size: int, micro_shards: int, steps: int) -> int:
+    """The fewest rows any non-empty micro-shard of the job's first `steps` steps holds.
+
+    Batches are `batch_size` rows but the last of each epoch, which holds what is left; each
+    is cut into `micro_shards` runs whose sizes differ by at most one (sampler)."""
+    per_epoch = -(-n_train // batch_size)
+    sizes = set()
+    if steps > 0:
+        sizes.add(min(batch_size, n_train))
+    if steps >= per_epoch and n_train % batch_size:
+        sizes.add(n_train % batch_size)
+    return min((b // micro_shards if b >= micro_shards else 1 for b in sizes), default=0)
+
+
+def _check_single_row_micro_shards(config: JobConfig, model, ds, train_rows) -> None:
+    """Refuse a job whose model cannot train on one row when some micro-shard holds just one.
+
+    Each micro-shard runs its own forward, so a model that needs several rows in training
+    (BatchNorm: "Expected more than 1 value per channel") would otherwise fail only at the
+    first such micro-shard, which may be the short last batch of the first epoch."""
+    steps = config.total_steps(len(train_rows))
+    if smallest_micro_shard(len(train_rows), config.batch_size, config.micro_shards, steps) != 1:
+        return
+    x = model_inputs(ds.x[train_rows[:1]], config.dtype)
+    model.train()
+    try:
+        with shardgrad.no_grad():
+            model(x)
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises is the reason
+        full = min(config.batch_size, len(train_rows))
+        where = (
+            f"batches of {full} rows"
+            if full < 2 * config.micro_shards
+            else f"the last batch of each epoch ({len(train_rows) % config.batch_size} rows)"
+        )
+        raise ValidationError(
+            "micro_shards",
+            f"{config.micro_shards} micro-shards of {where} leave some with a single row, "
+            f"and the model cannot train on one row: {exc}. Use fewer micro-shards or a "
+            "batch size that leaves at least two rows in each",
+        ) from None
+    finally:
+        model.eval()

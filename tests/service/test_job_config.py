@@ -296,3 +296,51 @@ def test_the_coordinator_holds_jobs_to_its_max_parameters(procs, tmp_path):
         assert server.call("ListJobs", pb.ListJobsRequest()).jobs == []
     finally:
         server.close()
+
+
+def _bn_spec() -> dict:
+    return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3)).spec()
+
+
+@pytest.mark.parametrize(
+    "changes, where",
+    [
+        ({"batch_size": 5, "micro_shards": 4}, "batches of 5 rows"),  # 2, 1, 1, 1 rows
+        # 48 training rows: batches of 20, 20 and 8; the last cut in 6 leaves 1-row shards
+        ({"batch_size": 20, "micro_shards": 6, "steps": 3}, "the last batch of each epoch (8"),
+    ],
+)
+def test_a_model_that_cannot_train_on_one_row_is_refused_single_row_micro_shards(
+    registry, changes, where
+):
+    cfg = good(model=ModelSource(spec=_bn_spec()), **changes)
+    with pytest.raises(ValidationError) as info:
+        cfg.validate(registry)
+    assert info.value.field == "micro_shards"
+    assert where in str(info.value) and "single row" in str(info.value)
+    assert "Expected more than 1 value per channel" in str(info.value)
+
+
+def test_single_row_micro_shards_are_fine_where_the_model_takes_one_row(registry):
+    good(batch_size=5, micro_shards=4).validate(registry)  # no BatchNorm
+    bn = ModelSource(spec=_bn_spec())
+    good(model=bn, batch_size=20, micro_shards=6, steps=2).validate(registry)  # ends in epoch 1
+    good(model=bn, batch_size=24, micro_shards=4).validate(registry)  # 6 rows each
+    conv_bn = nn.Sequential(
+        nn.Unflatten(1, (2, 2, 2)),
+        nn.Conv2d(2, 3, 1),
+        nn.BatchNorm2d(3),
+        nn.Flatten(),
+        nn.Linear(12, 3),
+    )
+    good(model=ModelSource(spec=conv_bn.spec()), batch_size=5, micro_shards=4).validate(registry)
+
+
+@pytest.mark.parametrize(
+    "n, batch, k, steps, smallest",
+    [(48, 16, 4, 20, 4), (48, 5, 4, 20, 1), (48, 20, 6, 3, 1), (48, 20, 6, 2, 3), (7, 16, 4, 1, 1)],
+)
+def test_smallest_micro_shard(n, batch, k, steps, smallest):
+    from shardgrad.service.validation import smallest_micro_shard
+
+    assert smallest_micro_shard(n, batch, k, steps) == smallest
