@@ -50,6 +50,20 @@ def worker(fake_coordinator, tmp_path):
 
 
 @pytest.fixture
+def cuda_worker(fake_coordinator, tmp_path):
+    """A gRPC worker computing on the GPU; the test is skipped where there is none."""
+    if not sg.backend.cuda_is_available():
+        pytest.skip("needs a CUDA GPU and cupy")
+    server = WorkerServer(
+        fake_coordinator.address, cache_dir=tmp_path / "gpu", token=TOKEN, device="cuda"
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture
 def client(worker):
     with WorkerClient(worker.address, token=TOKEN, timeout=20) as c:
         yield c

@@ -16,7 +16,6 @@ from shardgrad.protos import worker_pb2
 from shardgrad.worker import reduction, wire
 from shardgrad.worker.client import COMPUTE_METHOD, ParamPayload, WorkerClient
 from shardgrad.worker.compute import GradientComputer
-from shardgrad.worker.grpc_server import WorkerServer
 
 
 def _local(spec, data, flat, step, shards):
@@ -251,17 +250,11 @@ def test_100mb_parameters_cross_grpc(client, fake_coordinator):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not sg.backend.cuda_is_available(), reason="needs a CUDA GPU and cupy")
-def test_cuda_worker_round_trip(fake_coordinator, tmp_path, job):
+def test_cuda_worker_round_trip(cuda_worker, job):
     spec, data, flat = job
-    server = WorkerServer(
-        fake_coordinator.address, cache_dir=tmp_path / "gpu", token=TOKEN, device="cuda"
-    ).start()
-    try:
-        with WorkerClient(server.address, token=TOKEN, timeout=60) as c:
-            assert c.load_job(spec).device.startswith("cuda")
-            result = c.compute(spec, 0, cut(64, 8), flat)
-    finally:
-        server.stop(grace=None)
+    with WorkerClient(cuda_worker.address, token=TOKEN, timeout=60) as c:
+        assert c.load_job(spec).device.startswith("cuda")
+        result = c.compute(spec, 0, cut(64, 8), flat)
     expected = _local(spec, data, flat, 0, cut(64, 8))
     np.testing.assert_allclose(result.grads, expected.grads, rtol=1e-4, atol=1e-5)
 

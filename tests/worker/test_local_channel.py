@@ -22,7 +22,6 @@ from shardgrad.service.pools.shared import SharedSteps
 from shardgrad.worker import shm
 from shardgrad.worker.client import WorkerClient
 from shardgrad.worker.compute import GradientComputer
-from shardgrad.worker.grpc_server import WorkerServer
 from shardgrad.worker.local_channel import (
     LocalCallError,
     LocalChannel,
@@ -256,27 +255,21 @@ def test_a_draining_worker_refuses_new_steps_on_the_socket(client, worker, job, 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not sg.backend.cuda_is_available(), reason="needs a CUDA GPU and cupy")
-def test_a_cuda_worker_serves_the_socket_like_grpc(fake_coordinator, job, steps, tmp_path):
+def test_a_cuda_worker_serves_the_socket_like_grpc(cuda_worker, job, steps):
     """A GPU worker on this machine offers the socket too; its steps through the socket equal
     its gRPC steps bit for bit, and a CPU worker's to float32 rounding."""
     spec, data, flat = job
-    server = WorkerServer(
-        fake_coordinator.address, cache_dir=tmp_path / "gpu", token=TOKEN, device="cuda"
-    ).start()
-    try:
-        with WorkerClient(server.address, token=TOKEN, timeout=60) as c:
-            reply = c.load_job(spec, shm_probe=steps.probe_name)
-            assert reply.device.startswith("cuda") and reply.local_channel
-            shards = [cut(48, 8)[i] for i in (1, 5)]
-            c.compute(spec, 2, shards, None, shared=_shared(steps, spec, flat, 2, 2))
-            view = steps.grads_view(spec.job_id, "w", np.float32, (2, spec.layout.numel))
-            over_grpc = view.tobytes()
-            view[...] = 0
-            c.use_local_channel(reply.local_channel, reply.local_channel_secret)
-            c.compute(spec, 3, shards, None, shared=_shared(steps, spec, flat, 3, 2))
-            assert c._local is not None and len(c._local._idle) == 1  # it went that way
-            assert view.tobytes() == over_grpc
-    finally:
-        server.stop(grace=None)
+    with WorkerClient(cuda_worker.address, token=TOKEN, timeout=60) as c:
+        reply = c.load_job(spec, shm_probe=steps.probe_name)
+        assert reply.device.startswith("cuda") and reply.local_channel
+        shards = [cut(48, 8)[i] for i in (1, 5)]
+        c.compute(spec, 2, shards, None, shared=_shared(steps, spec, flat, 2, 2))
+        view = steps.grads_view(spec.job_id, "w", np.float32, (2, spec.layout.numel))
+        over_grpc = view.tobytes()
+        view[...] = 0
+        c.use_local_channel(reply.local_channel, reply.local_channel_secret)
+        c.compute(spec, 3, shards, None, shared=_shared(steps, spec, flat, 3, 2))
+        assert c._local is not None and len(c._local._idle) == 1  # it went that way
+        assert view.tobytes() == over_grpc
     expected = np.frombuffer(_expected(spec, data, flat, 2, shards), np.float32)
     np.testing.assert_allclose(view.reshape(-1), expected, rtol=1e-4, atol=1e-5)
