@@ -128,7 +128,7 @@ class ShardStats(_message.Message):
     def __init__(self, index: _Optional[int] = ..., loss: _Optional[float] = ..., num_samples: _Optional[int] = ..., finite: _Optional[bool] = ..., bn_calls: _Optional[_Iterable[int]] = ..., bn_stats: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class ComputeResult(_message.Message):
-    __slots__ = ("job_id", "step", "blocks", "dtype", "byte_order", "grads_nbytes", "shards", "nonfinite_shards", "compute_seconds", "wire_overflow", "grads_shared")
+    __slots__ = ("job_id", "step", "blocks", "dtype", "byte_order", "grads_nbytes", "shards", "nonfinite_shards", "compute_seconds", "wire_overflow", "grads_shared", "blocks_finite")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +140,7 @@ class ComputeResult(_message.Message):
     COMPUTE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WIRE_OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     GRADS_SHARED_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FINITE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     step: int
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
@@ -151,7 +152,8 @@ class ComputeResult(_message.Message):
     compute_seconds: float
     wire_overflow: bool
     grads_shared: bool
-    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., dtype: _Optional[_Union[_common_pb2.DType, str]] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ..., grads_nbytes: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., nonfinite_shards: _Optional[_Iterable[int]] = ..., compute_seconds: _Optional[float] = ..., wire_overflow: _Optional[bool] = ..., grads_shared: _Optional[bool] = ...) -> None: ...
+    blocks_finite: bool
+    def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., dtype: _Optional[_Union[_common_pb2.DType, str]] = ..., byte_order: _Optional[_Union[_common_pb2.ByteOrder, str]] = ..., grads_nbytes: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., nonfinite_shards: _Optional[_Iterable[int]] = ..., compute_seconds: _Optional[float] = ..., wire_overflow: _Optional[bool] = ..., grads_shared: _Optional[bool] = ..., blocks_finite: _Optional[bool] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("header", "grads")

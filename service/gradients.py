@@ -21,7 +21,10 @@ from shardgrad.worker import reduction
 
 
 class GradientMean:
-    """The mean gradient of a step, from its blocks; the result is valid until the next call."""
+    """The mean gradient of a step, from its blocks; the result is valid until the next call.
+
+    None when an addition overflowed (or met inf and -inf): the step's gradient is then not
+    finite, which the loop must know even when every block it added was finite."""
 
     def __init__(self, numel: int, dtype) -> None:
         self._numel = numel
@@ -30,9 +33,9 @@ class GradientMean:
 
     def __call__(
         self, blocks: Mapping[tuple[int, int], np.ndarray], num_shards: int, batch_size: int
-    ) -> np.ndarray:
-        """sum(blocks, in tree order) / batch_size. Raises ValueError when the blocks do not
-        partition the micro-shards (see reduction.tree_sum)."""
+    ) -> np.ndarray | None:
+        """sum(blocks, in tree order) / batch_size, or None (see the class). Raises ValueError
+        when the blocks do not partition the micro-shards (see reduction.tree_sum)."""
         free = list(reversed(self._buffers))
         partial: dict[int, np.ndarray] = {}  # id -> one of our buffers holding a partial sum
 
@@ -54,7 +57,11 @@ class GradientMean:
                 free.append(done)
             return out
 
-        total = reduction.tree_sum(blocks, num_shards, add)
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                total = reduction.tree_sum(blocks, num_shards, add)
+        except FloatingPointError:
+            return None
         out = partial.get(id(total))
         if out is None:  # one block: the worker's own array, which is not ours to write
             out = take()

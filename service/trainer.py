@@ -34,6 +34,7 @@ import shardgrad
 from shardgrad import nn
 from shardgrad.serialization import load_safetensors_bytes, save_safetensors_bytes
 from shardgrad.worker import reduction
+from shardgrad.worker.finite import all_finite
 from shardgrad.worker.layout import ParamLayout
 from shardgrad.worker.running_stats import RunningStats
 
@@ -369,7 +370,13 @@ class Trainer:
             n = len(batch)
             loss = reduction.tree_sum_values(shard_losses) / n
             grad = self._mean_gradient(blocks, len(shards), n)
-            finite = bool(np.isfinite(loss)) and _all_finite(grad)
+            # Workers check the blocks they send; the sum is checked here only when some
+            # worker did not (an older worker), and GradientMean reports its own overflow.
+            finite = (
+                bool(np.isfinite(loss))
+                and grad is not None
+                and (stats["blocks_finite"] or all_finite(grad))
+            )
             step_no = self.step + 1
             skipped = False
             if not finite:
@@ -443,6 +450,7 @@ class Trainer:
             "bytes_received": 0,
             "bytes_shared": 0,
             "workers": 0,
+            "blocks_finite": True,  # every answer's blocks checked finite by its worker
         }
         used: set[str] = set()
         failed_workers: set[str] = set()
@@ -497,6 +505,7 @@ class Trainer:
                         failed.extend(ids)
                         continue
                     used.add(worker)
+                    stats["blocks_finite"] = stats["blocks_finite"] and res.blocks_finite
                     stats["compute_seconds"][worker] = (
                         stats["compute_seconds"].get(worker, 0.0) + res.compute_seconds
                     )
@@ -728,11 +737,3 @@ def _is_storage_fault(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
         return True
     return is_storage_fault(exc)
-
-
-def _all_finite(a: np.ndarray) -> bool:
-    """Whether no element is inf or nan, in one reading pass with no temporary: a sum is
-    finite only when every term is (inf and nan carry through addition). A sum of finite
-    terms that overflowed falls back to the element-wise check."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())

@@ -30,9 +30,10 @@ import shardgrad as sg
 from shardgrad import backend, nn
 
 from . import codec, threads
+from .finite import all_finite
 from .job import GradientResult, JobSpec, ModelError, ShardStat
 from .layout import ParamLayout
-from .reduction import maximal_blocks, reduce_block
+from .reduction import block_range, maximal_blocks, reduce_block
 from .running_stats import StatsRecorder
 from .shm import Attachments
 
@@ -290,6 +291,7 @@ class GradientComputer:
         else:
             acc = self._buffer("acc", self.xp, n, self.layout.dtype)
         stats: dict[int, ShardStat] = {}
+        finite_blocks: list[bool] = []
         for j, block in enumerate(blocks):
             target = acc[j]
             first = [True]
@@ -311,6 +313,12 @@ class GradientComputer:
 
             total = reduce_block(block, k_total, leaf, add)
             assert total is target  # the leftmost leaf is computed into target, sums added in
+            # A sum of finite leaves can still overflow: a block of several is checked too.
+            lo, hi = block_range(block, k_total)
+            finite_blocks.append(
+                all(stats[i].finite for i in range(lo, hi))
+                and (hi - lo == 1 or all_finite(target, self.xp))
+            )
 
         overflow = False
         if direct:
@@ -342,6 +350,7 @@ class GradientComputer:
             compute_seconds=time.perf_counter() - start,
             wire_overflow=overflow,
             nonfinite_shards=[s.index for s in ordered if not s.finite],
+            blocks_finite=all(finite_blocks) and not overflow,
         )
 
     def output_shape(self, micro_shard_ids: Sequence[int]) -> tuple[tuple[int, int], np.dtype]:
@@ -406,7 +415,7 @@ class GradientComputer:
                 view[...] = p.grad._data.reshape(-1)
             p.grad = None
         value = float(loss.item())
-        finite = math.isfinite(value) and bool(self.xp.isfinite(dst).all())
+        finite = math.isfinite(value) and all_finite(dst, self.xp)
         return ShardStat(index, value, int(idx.size), finite, bn.calls, bn.values)
 
 

@@ -91,6 +91,8 @@ class GradientResult:
     compute_seconds: float = 0.0
     wire_overflow: bool = False
     nonfinite_shards: list[int] = field(default_factory=list)
+    # Every block, as sent, checked to hold only finite numbers (see ComputeResult).
+    blocks_finite: bool = False
 
     def block_arrays(self) -> dict[Block, np.ndarray]:
         """Each block's gradient sum in the parameters' dtype, keyed by (level, index)."""

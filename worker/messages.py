@@ -140,6 +140,7 @@ def result_header(result: GradientResult, shared: bool = False) -> worker_pb2.Co
         nonfinite_shards=result.nonfinite_shards,
         compute_seconds=result.compute_seconds,
         wire_overflow=result.wire_overflow,
+        blocks_finite=result.blocks_finite,
     )
 
 
@@ -180,6 +181,7 @@ def result_from_header(
         compute_seconds=header.compute_seconds,
         wire_overflow=header.wire_overflow,
         nonfinite_shards=list(header.nonfinite_shards),
+        blocks_finite=header.blocks_finite,
     )
 
 

@@ -82,6 +82,8 @@ class DispatchResult:
     bytes_sent: int = 0  # over the wire or through Ray's object store
     bytes_received: int = 0
     bytes_shared: int = 0  # gradient bytes read in place from shared memory
+    # The worker checked that every block holds only finite numbers (GradientResult).
+    blocks_finite: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -102,6 +104,7 @@ class DispatchResult:
             bytes_sent=bytes_sent,
             bytes_received=bytes_received,
             bytes_shared=bytes_shared,
+            blocks_finite=result.blocks_finite,
             extra={"wire_overflow": result.wire_overflow},
         )
 

@@ -62,3 +62,20 @@ def test_a_single_block_is_copied_not_divided_in_place():
 def test_blocks_that_do_not_partition_the_micro_shards_are_refused():
     with pytest.raises(ValueError, match="covered by no block"):
         GradientMean(9, np.float32)({(0, 0): np.zeros(9, np.float32)}, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [(3e38, 3e38), (-3e38, -3e38), (np.inf, -np.inf)],
+    ids=["overflow", "negative-overflow", "inf-minus-inf"],
+)
+def test_an_addition_that_overflows_gives_none(a, b):
+    """Every block may be finite and their sum still not: the loop must hear of it."""
+    blocks = {(0, 0): np.full(9, a, np.float32), (0, 1): np.full(9, b, np.float32)}
+    assert GradientMean(9, np.float32)(blocks, 2, 2) is None
+
+
+def test_non_finite_blocks_carry_through_for_the_loop_to_find():
+    blocks = {(0, 0): np.full(9, np.nan, np.float32), (0, 1): np.ones(9, np.float32)}
+    got = GradientMean(9, np.float32)(blocks, 2, 2)
+    assert got is not None and np.isnan(got).all()

@@ -459,3 +459,36 @@ def test_training_starts_from_the_initial_weights(tmp_path):
     )
     params, _ = run_job(tmp_path, cfg, workers=2)
     np.testing.assert_array_equal(params, np.full(params.shape, 0.5, np.float32))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow notes
+def test_finite_blocks_whose_sum_overflows_fail_the_step(tmp_path, workers):
+    """Each row's gradient is 2e38, finite in float32; two rows add to inf. With two workers
+    each block is finite and the coordinator's own addition overflows; with one, the worker's
+    block of two does. Either way the step's gradient is not finite."""
+    from shardgrad.serialization import save_safetensors_bytes
+
+    weights = save_safetensors_bytes({"0.weight": np.ones((1, 1), np.float32)})
+    pool = InProcessPool(workers)
+    mgr = JobManager(tmp_path, pool)
+    try:
+        x = np.full((2, 1), 1e19, np.float32)  # (w x - 0)^2 = 1e38 per row, d/dw = 2e38
+        digest = mgr.datasets.put_arrays(x, np.zeros((2, 1), np.float32))
+        cfg = base_config(
+            model=ModelSource(spec=nn.Sequential(nn.Linear(1, 1, bias=False)).spec()),
+            initial_weights=weights,
+            dataset=f"sha256:{digest}",
+            loss=Component("MSELoss"),
+            optimizer=Component("SGD", {"lr": 0.0}),
+            batch_size=2,
+            micro_shards=2,
+            steps=1,
+            checkpoint_interval=0,
+        )
+        rec = mgr.wait(mgr.submit(cfg).id, TIMEOUT)
+        assert rec.state is JobState.FAILED
+        assert rec.reason == "non-finite gradient at step 1"
+    finally:
+        mgr.close()
+        pool.close()

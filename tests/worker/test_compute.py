@@ -116,7 +116,8 @@ def test_nonfinite_gradients_are_reported_not_hidden():
     result = computer.compute(0, cut(16, 4))
     assert result.nonfinite_shards == [2]
     assert [s.finite for s in result.stats] == [True, True, False, True]
-    assert not np.isfinite(result.grads).all()
+    assert not np.isfinite(result.grads).all() and not result.blocks_finite
+    assert computer.compute(0, cut(16, 4)[:2]).blocks_finite  # the finite ones, checked
 
 
 def test_empty_micro_shard_contributes_nothing():

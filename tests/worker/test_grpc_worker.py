@@ -74,6 +74,7 @@ def test_round_trip_equals_local_compute_bit_for_bit(
     assert result.grads.tobytes() == expected.grads.tobytes()
     assert [s.loss for s in result.stats] == [s.loss for s in expected.stats]
     assert [s.num_samples for s in result.stats] == [6] * 8
+    assert result.blocks_finite  # checked by the worker, and said so on the wire
 
     # The same step split over two requests (as over two workers), reusing the parameters.
     a = client.compute(spec, 2, [shards[i] for i in (0, 1, 2, 6)], None)
