@@ -1,5 +1,5 @@
 """CPU cost of the coordinator's read API: what each GetJob, ListJobs, ListWorkers and
-StreamMetrics call takes from the machine that also trains.
+StreamMetrics(Batches) call takes from the machine that also trains.
 
 A coordinator (service.server.Coordinator, the object behind `shardgrad serve`) runs in this
 process with one in-process worker. It trains ~20 small jobs to their end, and two more jobs
@@ -10,7 +10,8 @@ real gRPC channel on loopback, the way tests/reliability/test_load.py's clients 
 - GetJob of a seeded job;
 - ListJobs of every job;
 - ListWorkers;
-- StreamMetrics of a seeded job from 20 steps before its latest, follow=false.
+- StreamMetrics of a seeded job from 20 steps before its latest, follow=false;
+- StreamMetricsBatches, the same events in one message (what the SDK asks for).
 
 The calls come from a client in a second process, so this process's CPU time
 (time.process_time) over the calls is the coordinator's alone: the CPU that serving takes
@@ -49,7 +50,8 @@ SEEDED_STEPS = 3000
 EVAL_EVERY = 10
 STREAM_BACK = 20
 DATASET = "synthetic:classification:n=90,features=8,classes=3,seed=3"
-RPCS = ("GetJob", "ListJobs", "ListWorkers", "StreamMetrics")
+RPCS = ("GetJob", "ListJobs", "ListWorkers", "StreamMetrics", "StreamMetricsBatches")
+STREAMS = ("StreamMetrics", "StreamMetricsBatches")
 
 
 def small_config(**changes) -> dict:
@@ -157,19 +159,22 @@ def requests(pb, job_id: str, latest: int) -> dict:
         "StreamMetrics": pb.StreamMetricsRequest(
             job_id=job_id, from_step=max(0, latest - STREAM_BACK)
         ),
+        "StreamMetricsBatches": pb.StreamMetricsRequest(
+            job_id=job_id, from_step=max(0, latest - STREAM_BACK)
+        ),
     }
 
 
 def over_grpc(stub, md, name: str, request):
     call = getattr(stub, name)
-    if name == "StreamMetrics":
+    if name in STREAMS:
         return list(call(request, metadata=md, timeout=30))
     return call(request, metadata=md, timeout=30)
 
 
 def direct(api, name: str, request, context):
     out = getattr(api, name)(request, context)
-    return list(out) if name == "StreamMetrics" else out
+    return list(out) if name in STREAMS else out
 
 
 def measure(fn, calls: int) -> tuple[float, float]:
@@ -245,6 +250,7 @@ def run(calls: int, rounds: int, profile: bool) -> dict:
                 "jobs_listed": len(answers["ListJobs"].jobs),
                 "workers_listed": len(answers["ListWorkers"].workers),
                 "events_streamed": len(answers["StreamMetrics"]),
+                "batches_streamed": len(answers["StreamMetricsBatches"]),
                 "metrics_rows_per_seeded_job": SEEDED_STEPS + SEEDED_STEPS // EVAL_EVERY,
             }
             client = ClientProcess(coordinator.dial_address, coordinator.token, seeded[0], latest)

@@ -9,6 +9,7 @@ wait survives what the job itself survives.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +87,7 @@ class Job:
         req = coordinator_pb2.StreamMetricsRequest(
             job_id=self.id, from_step=max(0, int(from_step)), follow=follow
         )
-        return MetricsStream(self._conn.stream("StreamMetrics", req, timeout=timeout))
+        return MetricsStream(self._conn, req, timeout)
 
     def stream_metrics(
         self, from_step: int = 0, follow: bool = True, timeout: float | None = None
@@ -286,17 +287,38 @@ class Job:
 
 
 class MetricsStream:
-    """An open metrics stream: iterate for records, `cancel()` to end it early."""
+    """An open metrics stream: iterate for records, `cancel()` to end it early.
 
-    def __init__(self, stream) -> None:
-        self._stream = stream
+    It asks for the events in batches (StreamMetricsBatches: a long history is a few messages,
+    which costs the coordinator far less), and one by one (StreamMetrics) from a coordinator
+    too old to batch them.
+    """
+
+    def __init__(self, conn, request, timeout: float | None) -> None:
+        self._conn, self._request, self._timeout = conn, request, timeout
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._stream = conn.stream("StreamMetricsBatches", request, timeout=timeout)
 
     def __iter__(self) -> Iterator[dict]:
-        for event in self._stream:
-            yield metric_record(event)
+        try:
+            for batch in self._stream:
+                for event in batch.events:
+                    yield metric_record(event)
+        except UnimplementedError:
+            with self._lock:
+                if self._cancelled:
+                    return
+                self._stream = self._conn.stream(
+                    "StreamMetrics", self._request, timeout=self._timeout
+                )
+            for event in self._stream:
+                yield metric_record(event)
 
     def cancel(self) -> None:
-        self._stream.cancel()
+        with self._lock:
+            self._cancelled = True
+            self._stream.cancel()
 
 
 def build_module(source: dict[str, Any], allowed_prefixes: list[str] | None = None):

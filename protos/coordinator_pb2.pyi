@@ -247,6 +247,12 @@ class MetricsEvent(_message.Message):
     values: _containers.ScalarMap[str, float]
     def __init__(self, job_id: _Optional[str] = ..., step: _Optional[int] = ..., loss: _Optional[float] = ..., lr: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., step_seconds: _Optional[float] = ..., workers: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., time: _Optional[float] = ..., values: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class MetricsBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[MetricsEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[MetricsEvent, _Mapping]]] = ...) -> None: ...
+
 class ModelInfo(_message.Message):
     __slots__ = ("job_id", "step", "model_json", "nbytes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

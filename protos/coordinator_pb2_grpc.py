@@ -84,6 +84,11 @@ class CoordinatorStub:
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.SerializeToString,
                 response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.MetricsEvent.FromString,
                 _registered_method=True)
+        self.StreamMetricsBatches = channel.unary_stream(
+                '/shardgrad.v1.Coordinator/StreamMetricsBatches',
+                request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.SerializeToString,
+                response_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.MetricsBatch.FromString,
+                _registered_method=True)
         self.FetchModel = channel.unary_stream(
                 '/shardgrad.v1.Coordinator/FetchModel',
                 request_serializer=shardgrad_dot_protos_dot_coordinator__pb2.FetchModelRequest.SerializeToString,
@@ -192,6 +197,15 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamMetricsBatches(self, request, context):
+        """The same events in batches: every event the coordinator finds when it reads the job's
+        metrics goes out in one message (up to 1000 a message), so a history of thousands of
+        steps is a few messages, not thousands. The SDK and the CLI use this one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FetchModel(self, request, context):
         """One info message, then the trained state_dict as safetensors bytes in chunks.
         """
@@ -290,6 +304,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.StreamMetrics,
                     request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.FromString,
                     response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.MetricsEvent.SerializeToString,
+            ),
+            'StreamMetricsBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMetricsBatches,
+                    request_deserializer=shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.FromString,
+                    response_serializer=shardgrad_dot_protos_dot_coordinator__pb2.MetricsBatch.SerializeToString,
             ),
             'FetchModel': grpc.unary_stream_rpc_method_handler(
                     servicer.FetchModel,
@@ -597,6 +616,33 @@ class Coordinator:
             '/shardgrad.v1.Coordinator/StreamMetrics',
             shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.SerializeToString,
             shardgrad_dot_protos_dot_coordinator__pb2.MetricsEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMetricsBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shardgrad.v1.Coordinator/StreamMetricsBatches',
+            shardgrad_dot_protos_dot_coordinator__pb2.StreamMetricsRequest.SerializeToString,
+            shardgrad_dot_protos_dot_coordinator__pb2.MetricsBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _POLL_SECONDS = 0.2
+# Events per StreamMetricsBatches message: a few hundred kB at most.
+_METRICS_PER_BATCH = 1000
 _MAX_EVENT_KINDS = 100
 
 
@@ -399,6 +401,16 @@ class CoordinatorService:
         return coordinator_pb2.ListCheckpointsResponse(checkpoints=out)
 
     def StreamMetrics(self, request, context):  # noqa: N802
+        for read in self._metric_reads(request, context):
+            yield from read
+
+    def StreamMetricsBatches(self, request, context):  # noqa: N802
+        for read in self._metric_reads(request, context):
+            for i in range(0, len(read), _METRICS_PER_BATCH):
+                yield coordinator_pb2.MetricsBatch(events=read[i : i + _METRICS_PER_BATCH])
+
+    def _metric_reads(self, request, context) -> Iterator[list]:
+        """The events of StreamMetrics, as a list per reading of the job's metrics."""
         request = _decoded(request, context)
         rec = self._job_record(context, request.job_id)
         if request.follow and not self._followers.acquire(blocking=False):
@@ -416,8 +428,9 @@ class CoordinatorService:
 
     def _metrics(
         self, job_id: str, from_step: int, follow: bool, context, state: JobState
-    ) -> Iterator:
-        """The job's metrics as events; `state` is the job's, read by the caller just now.
+    ) -> Iterator[list]:
+        """The job's metrics as events, a list per reading (empty lists are not yielded);
+        `state` is the job's, read by the caller just now.
 
         The state is always read before the records: a loop writes its last metrics before
         its final state, so a terminal state means the read after it sees every record.
@@ -426,15 +439,18 @@ class CoordinatorService:
         sent: set[tuple[int, str]] = set()
         train_loss: dict[int, float] = {}
         while True:
+            read = []
             for m in self.store.metrics(job_id, after_step=after):
                 if (m.step, m.kind) in sent:
                     continue
                 sent.add((m.step, m.kind))
                 if m.kind == "train":
                     train_loss[m.step] = float(m.values.get("loss", 0.0))
-                yield convert.metrics_event(m, state, train_loss.get(m.step))
+                read.append(convert.metrics_event(m, state, train_loss.get(m.step)))
                 # Re-read the newest step next time: its eval record may come later.
                 after = max(after, m.step - 1)
+            if read:
+                yield read
             sent = {key for key in sent if key[0] > after}
             train_loss = {s: v for s, v in train_loss.items() if s > after}
             if not follow or state.is_terminal or not context.is_active():

@@ -8,8 +8,8 @@ between steps went from 0.5 to 4 ms (docs/reliability.md). This process takes th
 instead, at low priority and with a GIL of its own.
 
 It binds the public address and authenticates every call as the coordinator does. Calls that
-only read the job database (GetJob, ListJobs, StreamMetrics, ListEvents, ListCheckpoints,
-ListDatasets) are answered here, by the coordinator's own handlers over the same SQLite file
+only read the job database (GetJob, ListJobs, StreamMetrics, StreamMetricsBatches, ListEvents,
+ListCheckpoints, ListDatasets) are answered here, by the coordinator's own handlers over the same SQLite file
 (WAL lets this process read while the coordinator writes). ListWorkers is answered from the
 coordinator's last answer when that is younger than `WORKERS_FRESH_S`. Every other call
 changes state or needs the worker pool: it is passed through, bytes untouched, to the
@@ -50,7 +50,15 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 LOCAL = frozenset(
-    {"GetJob", "ListJobs", "StreamMetrics", "ListEvents", "ListCheckpoints", "ListDatasets"}
+    {
+        "GetJob",
+        "ListJobs",
+        "StreamMetrics",
+        "StreamMetricsBatches",
+        "ListEvents",
+        "ListCheckpoints",
+        "ListDatasets",
+    }
 )
 WORKERS_FRESH_S = 0.5
 _NO_DEADLINE_S = 1e9

@@ -326,6 +326,49 @@ def test_checkpoints_fall_back_to_the_dashboard_on_an_older_coordinator(
             Job(no_dashboard._conn, job.id).checkpoints()
 
 
+def test_metrics_come_in_batches_and_one_by_one_from_an_older_coordinator(client, monkeypatch):
+    """The SDK asks for StreamMetricsBatches; a coordinator without it answers UNIMPLEMENTED
+    (here a real call to a method the server does not have), and the SDK then streams the
+    same records one by one."""
+    from shardgrad.client.connection import _Stream
+
+    job = client.submit(mlp(), DATASET, batch_size=20, steps=6, micro_shards=2)
+    job.wait(progress=False, timeout=TIMEOUT)
+    asked = []
+    real_stream = client._conn.stream
+
+    def recording(method, *args, **kwargs):
+        asked.append(method)
+        return real_stream(method, *args, **kwargs)
+
+    monkeypatch.setattr(client._conn, "stream", recording)
+    batched = list(job.stream_metrics(follow=False))
+    assert asked == ["StreamMetricsBatches"] and [r["step"] for r in batched][:6] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+
+    def old_server(method, request, timeout=None):
+        asked.append(method)
+        if method == "StreamMetricsBatches":
+            missing = client._conn.channel.unary_stream(
+                "/shardgrad.v1.Coordinator/NoSuchMethod",
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=lambda b: b,
+            )
+            return _Stream(missing(request, timeout=timeout, metadata=client._conn.metadata))
+        return real_stream(method, request, timeout=timeout)
+
+    asked.clear()
+    monkeypatch.setattr(client._conn, "stream", old_server)
+    assert list(job.stream_metrics(follow=False)) == batched
+    assert asked == ["StreamMetricsBatches", "StreamMetrics"]
+
+
 def test_delete_a_job(client, coordinator):
     job = client.submit(mlp(), DATASET, batch_size=20, steps=100_000, micro_shards=2)
     next(iter(job.stream_metrics()))

@@ -107,7 +107,9 @@ class Client(threading.Thread):
             return self.stub.ListWorkers(pb.ListWorkersRequest(), metadata=md, timeout=30)
         latest = self.stub.GetJob(pb.GetJobRequest(job_id=target), metadata=md, timeout=30).step
         request = pb.StreamMetricsRequest(job_id=target, from_step=max(0, latest - 20))
-        return list(self.stub.StreamMetrics(request, metadata=md, timeout=30))
+        # As the SDK asks: the events in batches, one message per reading of the history.
+        batches = self.stub.StreamMetricsBatches(request, metadata=md, timeout=30)
+        return [event for batch in batches for event in batch.events]
 
     def run(self) -> None:
         md, rng = self.server.metadata, random.Random(self.n)
@@ -136,7 +138,7 @@ class Client(threading.Thread):
                     SUBMIT_SLOTS.release()
                     self.own_done.set()
             target = rng.choice(self.long_jobs + self.submitted)
-            name = rng.choice(("GetJob", "ListJobs", "ListWorkers", "StreamMetrics"))
+            name = rng.choice(("GetJob", "ListJobs", "ListWorkers", "StreamMetricsBatches"))
             self._timed(name, functools.partial(self._request, name, target))
             time.sleep(rng.uniform(0.0, 0.02))
         if self.holding:

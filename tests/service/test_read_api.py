@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from shardgrad.protos import coordinator_pb2 as pb
+from shardgrad.service import api as api_module
 from shardgrad.service import convert
 from shardgrad.service.api import CoordinatorService
 from shardgrad.service.config import JobConfig
@@ -269,6 +270,30 @@ def test_stream_metrics_sends_each_record_once_as_an_event(store, api):
     assert [e.state for e in ended] == [pb.JOB_STATE_STOPPED]
     everything = list(api.StreamMetrics(pb.StreamMetricsRequest(job_id=job_id), ctx))
     assert len(everything) == 23 + 4
+
+
+def test_batches_hold_the_same_events_a_reading_at_a_time(store, api, monkeypatch):
+    job_id = make_job(store, "batches", steps=23)
+    request = pb.StreamMetricsRequest(job_id=job_id, from_step=3)
+    one_by_one = list(api.StreamMetrics(request, Context()))
+    batches = list(api.StreamMetricsBatches(request, Context()))
+    assert len(batches) == 1  # one reading of a job's history, one message
+    assert list(batches[0].events) == one_by_one and len(one_by_one) == 21 + 4
+    monkeypatch.setattr(api_module, "_METRICS_PER_BATCH", 10)
+    split = list(api.StreamMetricsBatches(request, Context()))
+    assert [len(b.events) for b in split] == [10, 10, 5]
+    assert [e for b in split for e in b.events] == one_by_one
+
+    # Followed: each reading that finds something is one message; the job's end ends it.
+    stream = api.StreamMetricsBatches(
+        pb.StreamMetricsRequest(job_id=job_id, from_step=23, follow=True), Context()
+    )
+    assert [e.step for e in next(stream).events] == [23]
+    store.add_metrics(job_id, 24, "train", train(0.5, 24))
+    store.add_metrics(job_id, 25, "train", train(0.4, 25))
+    assert [e.step for e in next(stream).events] == [24, 25]
+    store.set_state(job_id, JobState.SUCCEEDED, "done")
+    assert list(stream) == []
 
 
 def test_a_followed_stream_sends_records_as_they_come_and_ends_with_the_job(store, api):
