@@ -213,7 +213,11 @@ def render(results: dict) -> str:
             "52.8% and 57.7% at equal priority. With the API in a process of its own (what",
             "`shardgrad serve` does unless told `--no-api-process`), three runs dropped 35.1%, 27.5%",
             "and 38.1% against 30.4%, 31.3% and 34.4% of the CPU taken by the clients and their",
-            "serving.",
+            "serving. Most of the serving was StreamMetrics, one message per record at ~0.1 ms of",
+            "CPU each; with the records batched (StreamMetricsBatches, what the SDK now asks for)",
+            "a 24-event read costs the coordinator a third of the CPU, the clients were served",
+            "51% more requests in the same window (6,626 against 4,377), the p99 fell from 328 to",
+            "127 ms, and the drop, 29.0%, is now below the clients' and serving's 31.7%.",
             "",
         ]
     out += [
