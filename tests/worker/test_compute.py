@@ -286,6 +286,7 @@ def test_cuda_worker_matches_cpu_and_repeats_itself(compression):
     expected = cpu.compute(0, shards).block_arrays()[(3, 0)]
     first = gpu.compute(0, shards)
     assert isinstance(first.grads, np.ndarray)  # results come back to the host for the wire
+    assert first.blocks_finite  # its block of eight leaves checked on the device
     np.testing.assert_allclose(
         first.block_arrays()[(3, 0)],
         expected,
