@@ -61,6 +61,8 @@ tests/core/test_optim.py tests/cuda/test_cuda_ops.py"
 # The GPU worker's own tests, in a second pytest run: tests/worker has a conftest of its own.
 WORKER_TESTS="tests/worker/test_compute.py tests/worker/test_shm.py tests/worker/test_running_stats.py \
 tests/worker/test_local_channel.py tests/worker/test_grpc_worker.py"
+# CUDA worker processes through a real coordinator (tests/service has a conftest of its own too).
+SERVICE_TESTS="tests/service/test_cuda_service.py"
 MARK="cuda"
 [ "$DRY" = "--dry-run" ] && MARK="not cuda"  # no GPU: the same tests on the fake device
 PLUGINS=""
@@ -76,6 +78,12 @@ TEST_RC=$?
 timeout -k 5 60 $PY -m pytest -v -p no:cacheprovider -o addopts="" -m "$MARK" \
   -W ignore::RuntimeWarning $WORKER_TESTS >>"$OUT/pytest_cuda.log" 2>&1
 WORKER_RC=$?
+# shellcheck disable=SC2086
+timeout -k 5 150 $PY -m pytest -v -p no:cacheprovider -o addopts="" -m "$MARK" \
+  -W ignore::RuntimeWarning $SERVICE_TESTS >>"$OUT/pytest_cuda.log" 2>&1
+SERVICE_RC=$?
+[ $SERVICE_RC -eq 5 ] && SERVICE_RC=0  # nothing selected (the dry run on a CPU)
+[ $WORKER_RC -eq 0 ] && WORKER_RC=$SERVICE_RC
 [ $TEST_RC -eq 0 ] && TEST_RC=$WORKER_RC
 TEST_WALL=$(( $(date +%s) - T0 ))
 tail -3 "$OUT/pytest_cuda.log"
