@@ -55,7 +55,8 @@ def encode(grads, compression: str, out=None):
         if bool(nan.any()):
             out[nan] = (bits[nan] >> np.uint32(16)) | np.uint32(0x40)
     wide = decode(out, compression) if compression == "bf16" else out
-    overflow = bool(xp.isinf(wide).any()) and bool((xp.isinf(wide) & xp.isfinite(src)).any())
+    # Against `grads`, not `src`: a finite float64 beyond float32's range is already inf there.
+    overflow = bool(xp.isinf(wide).any()) and bool((xp.isinf(wide) & xp.isfinite(grads)).any())
     return out, overflow
 
 

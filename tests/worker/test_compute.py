@@ -8,7 +8,7 @@ from workertest_helpers import cut, make_job
 
 import shardgrad as sg
 from shardgrad import nn
-from shardgrad.worker import reduction, threads
+from shardgrad.worker import codec, reduction, threads
 from shardgrad.worker.compute import Cancelled, GradientComputer, shard_seed
 from shardgrad.worker.layout import ParamLayout
 
@@ -157,7 +157,18 @@ def test_fp16_overflow_is_reported():
     data["x"] *= 1e6  # gradients far beyond float16's 65504
     computer = GradientComputer(spec, data)
     computer.set_params(flat, step=0)
-    assert computer.compute(0, cut(64, 2)).wire_overflow
+    result = computer.compute(0, cut(64, 2))
+    assert result.wire_overflow and not result.blocks_finite  # inf on the wire, not hidden
+
+
+@pytest.mark.parametrize("compression", ["bf16", "fp16"])
+def test_float64_beyond_float32s_range_overflows_on_the_wire(compression):
+    """float64 gradients travel compressed through float32: a finite 1e300 becomes inf there,
+    which the worker must report rather than call its blocks finite."""
+    big = np.array([1.0, 1e300, -2.5])
+    out, overflow = codec.encode(big, compression)
+    assert overflow and np.isinf(codec.decode(out, compression)[1])
+    assert codec.encode(np.array([1.0, -2.5]), compression)[1] is False
 
 
 def test_blas_threads_follow_the_job_and_rng_is_restored():
