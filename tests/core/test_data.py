@@ -189,7 +189,7 @@ def test_sha256_of_arrays_rejects_arrays_without_stable_bytes():
 
 
 # --------------------------------------------------------------------------- packaging
-def test_built_wheel_ships_the_dataset_and_its_notes(tmp_path):
+def test_built_wheel_ships_the_dataset_its_notes_and_the_dashboard(tmp_path):
     pytest.importorskip("setuptools")
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns(
@@ -234,6 +234,10 @@ def test_built_wheel_ships_the_dataset_and_its_notes(tmp_path):
     )
     assert (target / "shardgrad" / "data" / "digits.npz").is_file()
     assert (target / "shardgrad" / "data" / "DIGITS.md").is_file()
+    static = target / "shardgrad" / "service" / "dashboard_static"  # the dashboard's pages
+    assert sorted(p.name for p in static.iterdir()) == sorted(
+        p.name for p in (REPO / "service" / "dashboard_static").iterdir()
+    )
     code = (
         "import shardgrad, sys; X, y = shardgrad.data.load_digits('all');"
         "print(shardgrad.__file__); print(len(y), shardgrad.data.DIGITS_SHA256)"
