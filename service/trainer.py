@@ -135,6 +135,7 @@ class Trainer:
         self.optimizer = None
         self._last_checkpoint_step = -1
         self._unrecorded: tuple | None = None  # see _record_pending
+        self._next_batch: tuple | None = None  # (step, batch, micro-shards): see _batch
         self.events = events.JobEvents(store, job_id)
 
     # ------------------------------------------------------------------ control
@@ -364,8 +365,7 @@ class Trainer:
         while self.step < self.total_steps:
             self._check_interrupt()
             t0 = time.perf_counter()
-            batch = self.sampler.batch(self.step)
-            shards = cut_micro_shards(batch, cfg.micro_shards)
+            batch, shards = self._batch(self.step)
             blocks, shard_losses, shard_stats, stats = self._compute_step(shards)
             n = len(batch)
             loss = reduction.tree_sum_values(shard_losses) / n
@@ -474,7 +474,7 @@ class Trainer:
                     continue
                 futures[fut] = (worker, ids)
             pending = set(futures)
-            self._record_pending()  # the last step's metrics, while the workers compute
+            self._while_workers_compute()
             while pending:
                 left = deadline - time.monotonic()
                 done, pending = wait(pending, timeout=max(left, 0), return_when=FIRST_COMPLETED)
@@ -546,6 +546,25 @@ class Trainer:
         log.warning("job %s drops worker %s: %s", self.job_id, worker, reason)
         self.events.add("worker_dropped", f"worker {worker} dropped: {reason}", worker)
         self.pool.report_failure(worker, reason)
+
+    def _batch(self, step: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The step's batch and its micro-shards: prepared while the last step computed, or
+        drawn now."""
+        ready, self._next_batch = self._next_batch, None
+        if ready is not None and ready[0] == step:
+            return ready[1], ready[2]
+        batch = self.sampler.batch(step)
+        return batch, cut_micro_shards(batch, self.config.micro_shards)
+
+    def _while_workers_compute(self) -> None:
+        """What needs nothing from the step in flight, done while its shares compute instead
+        of between steps, where every worker would wait for it: the last step's metrics row,
+        and the next step's batch (the batch is a function of the step alone; a new epoch's
+        permutation of a large dataset takes milliseconds)."""
+        self._record_pending()
+        following = self.step + 1
+        if following < self.total_steps and self._next_batch is None:
+            self._next_batch = (following, *self._batch(following))
 
     # ------------------------------------------------------------------ metrics, eval
     def _record_pending(self) -> None:
