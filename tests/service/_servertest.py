@@ -3,6 +3,7 @@ in-process reference run every distributed run must equal bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -334,6 +335,36 @@ def reference_models(tmp_path_factory) -> Callable[[dict], bytes]:
         return cache[key]
 
     return get
+
+
+@contextlib.contextmanager
+def embedded_coordinator(tmp_path: Path, workers: int = 2) -> Iterator:
+    """A coordinator in this process (service.server.Coordinator, 0.1 s heartbeats) with
+    `workers` in-process gRPC workers registered with it; everything stops afterwards."""
+    from shardgrad.service.server import Coordinator, ServeOptions  # noqa: PLC0415
+    from shardgrad.worker.grpc_server import WorkerServer  # noqa: PLC0415
+
+    coordinator = Coordinator(
+        ServeOptions(state_dir=tmp_path / "state", heartbeat_interval=0.1)
+    ).start()
+    started = []
+    try:
+        for i in range(workers):
+            started.append(
+                WorkerServer(
+                    coordinator.dial_address,
+                    token=coordinator.token,
+                    cache_dir=tmp_path / f"cache{i}",
+                    threads_share=1,
+                ).start()
+            )
+        pool = coordinator.pool
+        until(lambda: len(pool.live_workers()) == workers, what="workers registered")
+        yield coordinator
+    finally:
+        for w in started:
+            w.stop(grace=None)
+        coordinator.stop()
 
 
 def until(predicate, timeout: float = 10.0, what: str = "condition"):

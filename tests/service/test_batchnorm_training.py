@@ -5,10 +5,10 @@ they are the same bytes for any worker count, failure, stop or coordinator resta
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pytest
+from _servertest import embedded_coordinator
 
 from shardgrad import nn
 from shardgrad.serialization import load_safetensors_bytes
@@ -355,29 +355,9 @@ def test_skipped_steps_still_update_the_statistics(tmp_path):
 def test_grpc_workers_give_the_same_bytes(tmp_path, reference):
     """Two gRPC workers on this machine (their answers travel in the ComputeResult header
     over the local channel) train the statistics to the in-process bytes."""
-    from shardgrad.service.server import Coordinator, ServeOptions
-    from shardgrad.worker.grpc_server import WorkerServer
-
     cfg, trained = reference
-    coordinator = Coordinator(
-        ServeOptions(state_dir=tmp_path / "state", heartbeat_interval=0.1)
-    ).start()
-    workers = []
-    try:
-        for i in range(2):
-            workers.append(
-                WorkerServer(
-                    coordinator.dial_address,
-                    token=coordinator.token,
-                    cache_dir=tmp_path / f"cache{i}",
-                    threads_share=1,
-                ).start()
-            )
-        pool, manager = coordinator.pool, coordinator.manager
-        deadline = time.monotonic() + 10
-        while len(pool.live_workers()) < 2:
-            assert time.monotonic() < deadline, "workers did not register"
-            time.sleep(0.02)
+    with embedded_coordinator(tmp_path, workers=2) as coordinator:
+        manager = coordinator.manager
         job_id = manager.submit(dataclasses.replace(cfg, min_workers=2)).id
         rec = manager.wait(job_id, TIMEOUT)
         assert rec.state is JobState.SUCCEEDED, rec.reason
@@ -386,10 +366,6 @@ def test_grpc_workers_give_the_same_bytes(tmp_path, reference):
             used |= set(m.values["worker_compute_seconds"])
         assert len(used) == 2
         assert manager.model_bytes(job_id) == trained
-    finally:
-        for w in workers:
-            w.stop(grace=None)
-        coordinator.stop()
 
 
 def test_ray_actors_give_the_same_bytes(ray_cluster, tmp_path, reference):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _servertest import until
+from _servertest import embedded_coordinator, until
 
 from shardgrad.service.server import Coordinator, ServeOptions
 from shardgrad.worker.grpc_server import WorkerServer
@@ -17,27 +17,8 @@ from shardgrad.worker.grpc_server import WorkerServer
 
 @pytest.fixture
 def setup(tmp_path):
-    coordinator = Coordinator(
-        ServeOptions(state_dir=tmp_path / "state", heartbeat_interval=0.1)
-    ).start()
-    workers = []
-    try:
-        for i in range(2):
-            workers.append(
-                WorkerServer(
-                    coordinator.dial_address,
-                    token=coordinator.token,
-                    cache_dir=tmp_path / f"cache{i}",
-                    threads_share=1,
-                ).start()
-            )
-        pool = coordinator.pool
-        until(lambda: len(pool.live_workers()) == 2)
-        yield pool
-    finally:
-        for w in workers:
-            w.stop(grace=None)
-        coordinator.stop()
+    with embedded_coordinator(tmp_path, workers=2) as coordinator:
+        yield coordinator.pool
 
 
 def _states(pool):
