@@ -34,19 +34,26 @@ def _model():
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 
 
-@pytest.fixture
-def worker(fake_coordinator, tmp_path):
-    server = WorkerServer(
-        fake_coordinator.address,
-        cache_dir=tmp_path / "cache",
-        token=TOKEN,
-        threads_share=1,
-        allowed_import_prefixes=["workertest_models"],
-    ).start()
+def _serving(server: WorkerServer):
+    """The started server for a fixture to yield, stopped when the test ends."""
+    server.start()
     try:
         yield server
     finally:
         server.stop(grace=None)
+
+
+@pytest.fixture
+def worker(fake_coordinator, tmp_path):
+    yield from _serving(
+        WorkerServer(
+            fake_coordinator.address,
+            cache_dir=tmp_path / "cache",
+            token=TOKEN,
+            threads_share=1,
+            allowed_import_prefixes=["workertest_models"],
+        )
+    )
 
 
 @pytest.fixture
@@ -54,13 +61,11 @@ def cuda_worker(fake_coordinator, tmp_path):
     """A gRPC worker computing on the GPU; the test is skipped where there is none."""
     if not sg.backend.cuda_is_available():
         pytest.skip("needs a CUDA GPU and cupy")
-    server = WorkerServer(
-        fake_coordinator.address, cache_dir=tmp_path / "gpu", token=TOKEN, device="cuda"
-    ).start()
-    try:
-        yield server
-    finally:
-        server.stop(grace=None)
+    yield from _serving(
+        WorkerServer(
+            fake_coordinator.address, cache_dir=tmp_path / "gpu", token=TOKEN, device="cuda"
+        )
+    )
 
 
 @pytest.fixture
