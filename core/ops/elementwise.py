@@ -159,7 +159,8 @@ class Div(Op):
     def backward(self, g):
         a, b = self.saved
         ga = reduce_grad(g / b, *self.a) if self.needs_input_grad[0] else None
-        gb = reduce_grad(-g * a / (b * b), *self.b) if self.needs_input_grad[1] else None
+        # torch's order, -g * ((a / b) / b): b * b would underflow to 0 (or overflow) first
+        gb = reduce_grad(-g * ((a / b) / b), *self.b) if self.needs_input_grad[1] else None
         return ga, gb
 
 
