@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._ieee import loud, quiet
 from . import grad_mode
 from .node import _FREED_MSG, AccumulateGrad, Node
 
@@ -52,6 +53,16 @@ def run_backward(
 ) -> tuple | None:
     """Shared by `Tensor.backward` (inputs=None: accumulate into leaves) and
     `autograd.grad` (inputs given: return their gradients, leave `.grad` alone)."""
+    token = quiet()  # backward formulas meet inf and nan silently, as in torch
+    try:
+        return _run_backward(
+            tensors, grad_tensors, retain_graph, create_graph, inputs, allow_unused
+        )
+    finally:
+        loud(token)
+
+
+def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs, allow_unused):
     capture: dict[tuple[Node, int], int] = {}
     if inputs is not None:
         for i, t in enumerate(inputs):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._ieee import loud, quiet
 from ..backend import device_mismatch, is_array
 from . import grad_mode
 
@@ -110,6 +111,7 @@ class Op(Node):
                     any_grad = True
             else:
                 arrays.append(a)
+        token = quiet()  # inf and nan without numpy's warnings, as in torch
         try:
             out = node.forward(*arrays, **kwargs)
         except (TypeError, ValueError):
@@ -118,6 +120,8 @@ class Op(Node):
             if mixed is not None:
                 raise mixed from None
             raise
+        finally:
+            loud(token)
         if type(out) is not np.ndarray and type(out) is not tuple:
             out = _as_array(out)
         if not (any_grad and grad_mode.state.enabled):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ieee import loud, quiet
 from ..autograd import grad_mode
 from ..autograd.node import Op
 from ..backend import xp_of
@@ -137,7 +138,11 @@ def run_inplace(
     if fast is not None:
         if _read_only(dst) and _overlapping(dst):
             raise RuntimeError(_OVERLAP_MSG)
-        fast(dst)
+        token = quiet()  # inf and nan without numpy's warnings, as in torch
+        try:
+            fast(dst)
+        finally:
+            loud(token)
     else:
         _store(t, make(t.detach())._data)
     t._bump_version()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import backend
+from .._ieee import loud, quiet
 from . import _cuda
 
 # Elements per block on the host: about 1 MB per float32 array keeps a kernel's working set
@@ -83,6 +84,14 @@ def launch(
     of the parameter's shape. On the GPU, `fused` (one CUDA kernel doing the whole update)
     runs instead where the arrays allow it and `FUSED` is on.
     """
+    token = quiet()  # an inf or nan gradient updates silently, as in torch
+    try:
+        _launch(kernel, ws, arrays, fused, hyper)
+    finally:
+        loud(token)
+
+
+def _launch(kernel: Callable, ws: Workspace, arrays: tuple, fused, hyper: dict) -> None:
     p = arrays[0]
     if type(p) is not np.ndarray:
         if fused is not None and FUSED and _cuda.usable(arrays):
