@@ -384,7 +384,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 # ================================================================ activations
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu_() if inplace else _nn.Relu.apply(input)
+    return input.relu_() if inplace else input.relu()
 
 
 def relu_(input: Tensor) -> Tensor:
@@ -848,11 +848,10 @@ def smooth_l1_loss(
     reduction = _reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    d = (input - target).abs()
+    d = input - target
     if beta == 0.0:
-        return _reduce(d, reduction)
-    loss = _ew.where(d._data < beta, d * d * (0.5 / beta), d - 0.5 * beta)
-    return _reduce(loss, reduction)
+        return _reduce(d.abs(), reduction)
+    return _reduce(_nn.SmoothL1.apply(d, beta=beta), reduction)
 
 
 def huber_loss(
@@ -865,8 +864,7 @@ def huber_loss(
     reduction = _reduction(None, None, reduction)
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    d = (input - target).abs()
-    loss = _ew.where(d._data < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    loss = _nn.SmoothL1.apply(input - target, beta=delta, huber=True)
     if weight is not None:
         loss = loss * weight
         if reduction == "mean":

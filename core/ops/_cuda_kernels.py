@@ -59,7 +59,7 @@ SPECS: dict[str, ElementwiseSpec | RawSpec] = {
     "erf": ElementwiseSpec("T x", "T y", "y = erf(x);"),
     "ndtr": ElementwiseSpec("T x", "T y", "y = T(0.5) * erfc(-x * T(SG_SQRT1_2));", _GELU_CONSTS),
     # torch's threshold_backward(grad, result, 0): a select, so g = inf/nan stays put
-    "relu_backward": ElementwiseSpec("T g, T y", "T gx", "gx = y > T(0) ? g : T(0);"),
+    "relu_backward": ElementwiseSpec("T g, T y", "T gx", "gx = y <= T(0) ? T(0) : g;"),
     "tanh_backward": ElementwiseSpec("T g, T y", "T gx", "gx = g * (T(1) - y * y);"),
     "sigmoid_backward": ElementwiseSpec("T g, T y", "T gx", "gx = g * ((T(1) - y) * y);"),
     # exp(-|a|) so neither sign overflows: 1/(1+e) for a >= 0, e/(1+e) below

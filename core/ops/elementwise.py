@@ -870,6 +870,11 @@ class Sigmoid(Op):
 
 
 class Relu(Op):
+    """max(x, 0). As in torch's threshold_backward, the gradient passes wherever the output
+    is not <= 0, a nan included: the output is never negative, so that is `out != 0`. With no
+    graph to record, the backward is one multiply by that mask (one kernel on the GPU); under
+    create_graph it is the same product of Tensors."""
+
     save_output = True
 
     def forward(self, a):
@@ -879,7 +884,9 @@ class Relu(Op):
         (out,) = self.saved
         if _fused(g, out):
             return Tensor._make(_kernels.relu_backward(g._data, out._data))
-        return g * _mask_like(out._data > 0, g)
+        if not grad_mode.state.enabled:
+            return Tensor._make(g._data * (out._data != 0))
+        return g * _mask_like(out._data != 0, g)
 
 
 class Erf(Op):

@@ -3,7 +3,7 @@
 Each op computes its forward on arrays in one pass (numerically stable where it matters:
 softmax, log-softmax, logits losses) and writes its backward with Tensor ops, so
 `create_graph=True` differentiates the backward again. Where a fast array-only backward is
-worth it (ReLU, GELU, SiLU, norms), the op takes it only when no graph is being recorded,
+worth it (GELU, SiLU, norms), the op takes it only when no graph is being recorded,
 which is exactly when the Tensor-op path would have recorded nothing.
 
 Convolution and pooling work on NCHW arrays through strided slices, one per kernel offset:
@@ -210,24 +210,6 @@ def _sigmoid_array(a):
     xp = xp_of(a)
     e = xp.exp(-xp.abs(a))
     return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
-
-
-class Relu(Op):
-    """max(x, 0). Its plain backward is one pass (g times the mask, no float mask built);
-    under create_graph it is the same product as a Tensor op."""
-
-    save_output = True
-
-    def forward(self, a):
-        return xp_of(a).maximum(a, 0)
-
-    def backward(self, g):
-        (out,) = self.saved
-        if _recording():
-            return g * _const((out._data > 0).astype(out._data.dtype))
-        if _kernels.active(g._data) and g._data.dtype == out._data.dtype:
-            return _const(_kernels.relu_backward(g._data, out._data))
-        return _const(g._data * (out._data > 0))
 
 
 class LeakyRelu(Op):
@@ -499,6 +481,33 @@ class MseLoss(Op):
         if self.needs_input_grad[1]:
             gb = reduce_grad(-gd, *self.b_meta)
         return ga, gb
+
+
+class SmoothL1(Op):
+    """Elementwise smooth L1 of a difference d: 0.5 d^2 / beta where |d| < beta, else
+    |d| - 0.5 beta; with `huber`, torch's huber_loss (delta = beta): delta times that.
+
+    The gradient is torch's clamp(d / beta, -1, 1) (clamp(d, -delta, delta) for huber), which
+    stays finite for an infinite d, where a `where` of the two branches would send 0 * inf =
+    nan back through the branch it did not pick."""
+
+    save_inputs = (0,)
+
+    def forward(self, d, beta=1.0, huber=False):
+        self.beta, self.huber = beta, huber
+        xp = xp_of(d)
+        a = xp.abs(d)
+        if huber:
+            out = xp.where(a < beta, 0.5 * a * a, beta * (a - 0.5 * beta))
+        else:
+            out = xp.where(a < beta, 0.5 * a * a / beta, a - 0.5 * beta)
+        return out.astype(d.dtype, copy=False)
+
+    def backward(self, g):
+        (d,) = self.saved
+        if self.huber:
+            return g * d.clamp(-self.beta, self.beta)
+        return g * (d / self.beta).clamp(-1.0, 1.0)
 
 
 class BinaryCrossEntropy(Op):

@@ -18,7 +18,7 @@ from ..backend import xp_of
 from ..tensor import Tensor, _wrap_dim
 from ._select import TakeAlong, return_type
 from ._util import normalize_dims
-from .elementwise import _TORCH_NAMES, where
+from .elementwise import _TORCH_NAMES, _sign, where
 from .elementwise import _dtype_name as _tname
 
 _max_t = return_type("max")
@@ -142,8 +142,13 @@ class Prod(Op):
         x, out = self.saved
         dims = None if self.dim is None else (self.dim,)
         g = _expand_reduced(g, x.shape, dims, self.keepdim)
-        if not (x._data == 0).any():
+        zeros = int((x._data == 0).sum())
+        if not zeros:
             return g * _expand_reduced(out, x.shape, dims, self.keepdim) / x
+        if zeros > 1 and self.dim is None and not grad_mode.state.enabled:
+            # torch's shortcut: with two zeros, every product of all-but-one holds a zero
+            # (even beside an inf or a nan); under create_graph it takes the general path
+            return Tensor._make(xp_of(x._data).zeros(x.shape, dtype=g._data.dtype))
         # with zeros, g * out / x is 0/0: use the product of the others instead
         if self.dim is None:
             return g * _prod_others(x.reshape(-1), 0).reshape(x.shape)
@@ -511,11 +516,11 @@ class Norm(Op):
         if p == 0:
             return Tensor._make(xp.zeros_like(xd))
         if p == 1:
-            return g * _const(xp.sign(xd), g)
+            return g * _const(_sign(xd), g)
         if p in (float("inf"), float("-inf")):
             mask = xp.abs(xd) == norm._data
             with np.errstate(divide="ignore", invalid="ignore"):
-                w = xp.sign(xd) * mask / mask.sum(axis=self.dims, keepdims=True)
+                w = _sign(xd) * mask / mask.sum(axis=self.dims, keepdims=True)
             return g * _const(w, g)
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._smooth_grad(g, x, norm, p)

@@ -44,6 +44,8 @@ CASES = [
     ("cross_entropy_probs", lambda x: F.cross_entropy(x, PROBS), [(5, 4)]),
     ("nll", lambda x: F.nll_loss(x, TARGET, reduction="sum"), [(5, 4)]),
     ("mse", lambda x, y: F.mse_loss(x, y), [(3, 4), (3, 4)]),
+    ("smooth_l1", lambda x, y: F.smooth_l1_loss(x, y, beta=0.7), [(3, 4), (3, 4)]),
+    ("huber", lambda x, y: F.huber_loss(x, y, delta=0.7), [(3, 4), (3, 4)]),
     (
         "bce_with_logits",
         lambda x, y: F.binary_cross_entropy_with_logits(x, y, pos_weight=POS_W),

@@ -151,7 +151,7 @@ INDEX = {
 }  # fmt: skip
 
 ELEMENTWISE = {
-    "sg_relu_backward": lambda g, y: {"gx": np.where(y > 0, g, 0)},
+    "sg_relu_backward": lambda g, y: {"gx": np.where(y <= 0, 0, g)},
     "sg_tanh_backward": lambda g, y: {"gx": g * (1 - y * y)},
     "sg_sigmoid_backward": lambda g, y: {"gx": g * ((1 - y) * y)},
     "sg_sigmoid": _sigmoid,
