@@ -49,6 +49,7 @@ __all__ = [
     "dropout",
     "dropout1d",
     "dropout2d",
+    "normalize",
     "layer_norm",
     "group_norm",
     "batch_norm",
@@ -549,6 +550,17 @@ def dropout2d(
 
 
 # ================================================================ normalisation
+def normalize(
+    input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Tensor | None = None
+) -> Tensor:
+    """input / max(||input||_p over dim, eps), torch's formula: the norm is clamped, so a
+    zero vector stays zero instead of dividing by zero."""
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; use the returned tensor")
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps)
+    return input / denom
+
+
 def layer_norm(
     input: Tensor,
     normalized_shape,

@@ -46,6 +46,7 @@ CASES = [
     ("mse", lambda x, y: F.mse_loss(x, y), [(3, 4), (3, 4)]),
     ("smooth_l1", lambda x, y: F.smooth_l1_loss(x, y, beta=0.7), [(3, 4), (3, 4)]),
     ("huber", lambda x, y: F.huber_loss(x, y, delta=0.7), [(3, 4), (3, 4)]),
+    ("normalize", lambda x: F.normalize(x, p=3.0, dim=1), [(3, 4)]),
     (
         "bce_with_logits",
         lambda x, y: F.binary_cross_entropy_with_logits(x, y, pos_weight=POS_W),

@@ -271,6 +271,21 @@ def test_functional_softmax_dims_and_dtype():
         close(sg.nn.functional.softmax(sg.tensor(x)), torch.softmax(torch.tensor(x), 0))
 
 
+@pytest.mark.parametrize("p, dim", [(2.0, 1), (1.0, 0), (3.0, -1), (float("inf"), 1)])
+def test_normalize_matches_torch_zero_rows_included(p, dim):
+    x = _input((3, 4))
+    x[1] = 0.0  # a zero row: the clamped norm keeps it zero, its gradient finite
+    g = _input((3, 4))
+    results = []
+    for lib in (sg, torch):
+        t = lib.tensor(x, requires_grad=True)
+        y = lib.nn.functional.normalize(t, p=p, dim=dim, eps=1e-6)
+        (y * lib.tensor(g)).sum().backward()
+        results.append((y, t.grad))
+    close(results[0][0], results[1][0])
+    close(results[0][1], results[1][1])
+
+
 def test_conv_errors_match_torch():
     F = sg.nn.functional
     w = sg.randn(4, 3, 3, 3)

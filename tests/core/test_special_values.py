@@ -161,6 +161,7 @@ BINARY = {
     "silu": lambda lib, a, b: _f(lib).silu(a),
     "leaky_relu": lambda lib, a, b: _f(lib).leaky_relu(a, 0.1),
     "layer_norm": lambda lib, a, b: _f(lib).layer_norm(a, (a.shape[1],)),
+    "normalize": lambda lib, a, b: _f(lib).normalize(a, dim=1),
     "mse_loss": lambda lib, a, b: _f(lib).mse_loss(a, b),
     "l1_loss": lambda lib, a, b: _f(lib).l1_loss(a, b),
     "smooth_l1_loss": lambda lib, a, b: _f(lib).smooth_l1_loss(a, b, beta=0.5),
