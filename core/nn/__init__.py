@@ -21,6 +21,7 @@ from .activation import (
     Softplus,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
@@ -38,7 +39,7 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sparse import Embedding
@@ -73,10 +74,12 @@ __all__ = [
     "Dropout1d",
     "Dropout2d",
     "LayerNorm",
+    "RMSNorm",
     "GroupNorm",
     "BatchNorm1d",
     "BatchNorm2d",
     "Embedding",
+    "MultiheadAttention",
     "Flatten",
     "Unflatten",
     "Sequential",

@@ -51,9 +51,11 @@ __all__ = [
     "dropout2d",
     "normalize",
     "layer_norm",
+    "rms_norm",
     "group_norm",
     "batch_norm",
     "embedding",
+    "scaled_dot_product_attention",
     "pad",
     "mse_loss",
     "l1_loss",
@@ -549,6 +551,69 @@ def dropout2d(
     return _feature_dropout(input, p, training, inplace, 4, "dropout2d")
 
 
+# ================================================================ attention
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """softmax(q k^T * scale + mask) v over the last two dims, torch's math backend.
+
+    A boolean mask says which positions take part (True); a float mask is added to the
+    scores. A query row left with no position at all gives zeros, not nan, as torch's safe
+    softmax does. The scale (1/sqrt(E) by default) goes half on q and half on k, as in torch,
+    which keeps q k^T from overflowing early. `enable_gqa` lets key and value have fewer
+    heads (dim -3) than query, each shared by a group of query heads."""
+    if is_causal and attn_mask is not None:
+        raise RuntimeError(
+            "_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+            "is_causal=True"
+        )
+    _check_p(dropout_p)
+    if enable_gqa:
+        key, value = (_share_heads(t, query.shape[-3]) for t in (key, value))
+    length, source = query.shape[-2], key.shape[-2]
+    root_scale = math.sqrt(1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    scores = (query * root_scale) @ (key.transpose(-2, -1) * root_scale)
+    keep = None
+    if is_causal:
+        keep = Tensor._make(xp_of(scores._data).tri(length, source, dtype=bool))
+    elif attn_mask is not None:
+        if attn_mask.dtype == _dtype.bool_:
+            keep = attn_mask
+        else:
+            scores = scores + attn_mask
+    if keep is not None:
+        scores = scores.masked_fill(keep.logical_not(), float("-inf"))
+    empty = Tensor._make((scores._data == -np.inf).all(axis=-1, keepdims=True))
+    if bool(empty._data.any()):  # rows with nothing to attend to: zeros, and no nan gradient
+        weights = softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0)
+    else:
+        weights = softmax(scores, -1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+
+
+def _share_heads(t: Tensor, query_heads: int) -> Tensor:
+    """(..., H, S, E) -> (..., query_heads, S, E), each head repeated for its group of query
+    heads (torch's repeat_interleave over dim -3)."""
+    heads = t.shape[-3]
+    if query_heads % heads:
+        raise RuntimeError(
+            f"enable_gqa: the query's {query_heads} heads are not a multiple of the "
+            f"{heads} key/value heads"
+        )
+    groups = query_heads // heads
+    lead, (s, e) = tuple(t.shape[:-3]), tuple(t.shape[-2:])
+    return t.unsqueeze(-3).expand(*lead, heads, groups, s, e).reshape(*lead, query_heads, s, e)
+
+
 # ================================================================ normalisation
 def normalize(
     input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Tensor | None = None
@@ -568,6 +633,27 @@ def layer_norm(
     bias: Tensor | None = None,
     eps: float = 1e-5,
 ) -> Tensor:
+    ns = _normalized_shape(input, normalized_shape, weight=weight, bias=bias)
+    axes = tuple(range(input.ndim - len(ns), input.ndim))
+    return _nn.NormAffine.apply(input, weight, bias, axes=axes, eps=eps, param_shape=ns)
+
+
+def rms_norm(
+    input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None
+) -> Tensor:
+    """x / sqrt(mean(x^2 over the normalized dims) + eps), times weight: torch's RMSNorm.
+    eps defaults to the machine epsilon of the input's dtype, as in torch."""
+    ns = _normalized_shape(input, normalized_shape, weight=weight)
+    if eps is None:
+        eps = float(np.finfo(input._data.dtype).eps)
+    dims = tuple(range(input.ndim - len(ns), input.ndim))
+    out = input * (input * input).mean(dims, keepdim=True).add(eps).rsqrt()
+    return out if weight is None else out * weight
+
+
+def _normalized_shape(input: Tensor, normalized_shape, **affine: Tensor | None) -> tuple:
+    """normalized_shape as a tuple, checked against the input's trailing dims and the
+    affine tensors' shapes, with torch's messages."""
     ns = (
         (int(normalized_shape),)
         if isinstance(normalized_shape, (int, np.integer))
@@ -579,13 +665,12 @@ def layer_norm(
             f"Given normalized_shape={list(ns)}, expected input with shape [*, "
             f"{', '.join(str(s) for s in ns)}], but got input of size{list(input.shape)}"
         )
-    for name, t in (("weight", weight), ("bias", bias)):
+    for name, t in affine.items():
         if t is not None and tuple(t.shape) != ns:
             raise RuntimeError(
                 f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape {list(t.shape)} and normalized_shape = {list(ns)}"
             )
-    axes = tuple(range(input.ndim - k, input.ndim))
-    return _nn.NormAffine.apply(input, weight, bias, axes=axes, eps=eps, param_shape=ns)
+    return ns
 
 
 def group_norm(

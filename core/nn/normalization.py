@@ -1,4 +1,4 @@
-"""LayerNorm, GroupNorm and BatchNorm1d/2d with torch's parameters, buffers and reprs.
+"""LayerNorm, RMSNorm, GroupNorm and BatchNorm1d/2d with torch's parameters, buffers and reprs.
 
 BatchNorm keeps running statistics the way torch does: the running variance is the
 unbiased batch variance blended with `momentum` (or a cumulative average when momentum is
@@ -61,6 +61,45 @@ class LayerNorm(Module):
         return (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
             f"bias={self.bias is not None}"
+        )
+
+
+class RMSNorm(Module):
+    """torch.nn.RMSNorm: x / sqrt(mean(x^2) + eps) over the last dims, times a weight of
+    ones; eps=None means the machine epsilon of the input's dtype."""
+
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(
+                factory.empty(self.normalized_shape, device=device, dtype=dtype)
+            )
+        else:
+            self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
 
 

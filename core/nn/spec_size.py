@@ -205,6 +205,26 @@ def _layer_norm(a: Mapping) -> SpecSize:
     return SpecSize(n + (n if _flag(a["bias"]) else 0))
 
 
+def _rms_norm(a: Mapping) -> SpecSize:
+    if not _flag(a["elementwise_affine"]):
+        return SpecSize()
+    shape = a["normalized_shape"]
+    dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    return SpecSize(math.prod(_size(d, "normalized_shape") for d in dims))
+
+
+def _multihead_attention(a: Mapping) -> SpecSize:
+    e = _size(a["embed_dim"], "embed_dim")
+    heads = _size(a["num_heads"], "num_heads")
+    if heads == 0 or e % heads:
+        raise ValueError("embed_dim must be a positive multiple of num_heads")
+    kdim = e if a["kdim"] is None else _size(a["kdim"], "kdim")
+    vdim = e if a["vdim"] is None else _size(a["vdim"], "vdim")
+    projections = e * (e + kdim + vdim) + e * e  # q, k, v in; out_proj
+    biases = 4 * e if _flag(a["bias"]) else 0  # in_proj_bias (3E) and out_proj.bias
+    return SpecSize(projections + biases + (2 * e if _flag(a["add_bias_kv"]) else 0))
+
+
 def _embedding(a: Mapping) -> SpecSize:
     if a["_weight"] is not None:  # the weight is given (its shape must match)
         return SpecSize(_numel(a["_weight"], "_weight"))
@@ -228,6 +248,8 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "BatchNorm2d": _batch_norm,
     "GroupNorm": _group_norm,
     "LayerNorm": _layer_norm,
+    "RMSNorm": _rms_norm,
+    "MultiheadAttention": _multihead_attention,
     "Embedding": _embedding,
     "BCELoss": _weighted_loss("weight"),
     "BCEWithLogitsLoss": _weighted_loss("weight", "pos_weight"),

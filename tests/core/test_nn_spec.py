@@ -45,6 +45,8 @@ EXAMPLES = {
     "Dropout1d": lambda: nn.Dropout1d(0.1),
     "Dropout2d": lambda: nn.Dropout2d(p=0.3, inplace=True),
     "LayerNorm": lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),
+    "RMSNorm": lambda: nn.RMSNorm([2, 4], eps=1e-4),
+    "MultiheadAttention": lambda: nn.MultiheadAttention(8, 2, kdim=3, batch_first=True),
     "GroupNorm": lambda: nn.GroupNorm(2, 4, affine=False),
     "BatchNorm1d": lambda: nn.BatchNorm1d(5, momentum=None),
     "BatchNorm2d": lambda: nn.BatchNorm2d(3, track_running_stats=False, bias=False),

@@ -70,6 +70,12 @@ VARIANTS = {
     "Dropout": [lambda: nn.Dropout(0.25)],
     "Dropout1d": [lambda: nn.Dropout1d(0.1)],
     "Dropout2d": [lambda: nn.Dropout2d(p=0.3, inplace=True)],
+    "RMSNorm": [lambda: nn.RMSNorm(5), lambda: nn.RMSNorm((2, 3), elementwise_affine=False)],
+    "MultiheadAttention": [
+        lambda: nn.MultiheadAttention(8, 2),
+        lambda: nn.MultiheadAttention(8, 4, bias=False, kdim=3, vdim=5),
+        lambda: nn.MultiheadAttention(6, 3, add_bias_kv=True, add_zero_attn=True),
+    ],
     "LayerNorm": [
         lambda: nn.LayerNorm(5),
         lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),

@@ -106,6 +106,7 @@ _REUSED = (
     "test_ops_indexing",
     "test_nn_layers",
     "test_nn_loss",
+    "test_nn_attention",
     "test_optim",
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_nn_attention as attention_tests
 import test_nn_layers as layer_tests
 import test_nn_loss as loss_tests
 import test_optim as optim_tests
@@ -22,6 +23,14 @@ test_embedding = on_target(layer_tests.test_embedding_matches_torch)
 test_pad_modes = on_target(layer_tests.test_pad_modes)
 test_constant_pad_crop = on_target(layer_tests.test_constant_pad_negative_crops)
 test_softmax_dims = on_target(layer_tests.test_functional_softmax_dims_and_dtype)
+
+# attention and RMSNorm
+test_sdpa = on_target(attention_tests.test_sdpa_matches_torch)
+test_sdpa_empty_rows = on_target(
+    attention_tests.test_sdpa_rows_with_nothing_to_attend_to_are_zero_with_finite_gradients
+)
+test_multihead_attention = on_target(attention_tests.test_multihead_attention_matches_torch)
+test_rms_norm = on_target(attention_tests.test_rms_norm_matches_torch)
 
 # losses
 test_regression_losses = on_target(loss_tests.test_regression_losses)
