@@ -92,7 +92,17 @@ def spec_size(spec: dict) -> SpecSize:
         own = counter(bound.arguments)
     except (TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
         raise ValueError(f"bad arguments for {name}: {exc}") from None
-    return nested + own
+    consumed = _COUNTED_MODULE_ARGUMENTS.get(name)
+    if consumed is None:
+        return nested + own
+    # the counter sized these module arguments itself (copied, or held); any other is
+    # counted as `nested` counts it
+    others = [
+        value.size + SpecSize(exact=False)
+        for key, value in bound.arguments.items()
+        if isinstance(value, _ModuleArgument) and key not in consumed
+    ]
+    return sum(others, own)
 
 
 def count_parameters(spec: dict) -> int:
@@ -113,6 +123,9 @@ def count_parameters(spec: dict) -> int:
 class _ModuleArgument:
     """Stands in for a `{"$module": ...}` argument, which is counted, not built."""
 
+    def __init__(self, size: SpecSize) -> None:
+        self.size = size
+
 
 def _arguments(spec: dict, label: str) -> tuple[list, dict, SpecSize]:
     """The decoded args and kwargs, and the size of the module arguments among them."""
@@ -122,8 +135,9 @@ def _arguments(spec: dict, label: str) -> tuple[list, dict, SpecSize]:
     def module(inner: dict) -> _ModuleArgument:
         # Built by from_spec before the outer constructor runs, so it counts either way; it
         # may or may not end up inside the model, so the total is no longer exact.
-        sizes.append(spec_size(inner) + SpecSize(exact=False))
-        return _ModuleArgument()
+        size = spec_size(inner)
+        sizes.append(size + SpecSize(exact=False))
+        return _ModuleArgument(size)
 
     args = _decode(args, f"{label} args", None, module)
     kwargs = _decode(kwargs, f"{label} kwargs", None, module)
@@ -225,6 +239,69 @@ def _multihead_attention(a: Mapping) -> SpecSize:
     return SpecSize(projections + biases + (2 * e if _flag(a["add_bias_kv"]) else 0))
 
 
+def _attention_size(e: int, heads: int, bias: bool) -> int:
+    """Parameters of MultiheadAttention(e, heads, bias=bias) with kdim = vdim = e."""
+    if heads == 0 or e % heads:
+        raise ValueError("d_model must be a positive multiple of nhead")
+    return 4 * e * e + (4 * e if bias else 0)
+
+
+def _encoder_layer(a: Mapping, attentions: int = 1, norms: int = 2) -> SpecSize:
+    d, heads = _size(a["d_model"], "d_model"), _size(a["nhead"], "nhead")
+    ff, bias = _size(a["dim_feedforward"], "dim_feedforward"), _flag(a["bias"])
+    feed_forward = 2 * d * ff + (ff + d if bias else 0)
+    own = SpecSize(
+        attentions * _attention_size(d, heads, bias) + feed_forward + norms * (2 * d if bias else d)
+    )
+    activation = a["activation"]  # a name, or a module the layer holds
+    return own + activation.size if isinstance(activation, _ModuleArgument) else own
+
+
+def _decoder_layer(a: Mapping) -> SpecSize:
+    return _encoder_layer(a, attentions=2, norms=3)
+
+
+def _module_size(value, name: str) -> SpecSize:
+    """The size of a module argument (None counts as nothing)."""
+    if value is None:
+        return SpecSize()
+    if not isinstance(value, _ModuleArgument):
+        raise TypeError(f"{name} must be a module")
+    return value.size
+
+
+def _times(size: SpecSize, n: int) -> SpecSize:
+    return SpecSize(size.parameters * n, size.buffers * n, size.exact)
+
+
+def _stack(layer_name: str) -> Callable[[Mapping], SpecSize]:
+    """TransformerEncoder/Decoder: num_layers copies of the layer, and the norm it holds."""
+
+    def count(a: Mapping) -> SpecSize:
+        if not isinstance(a[layer_name], _ModuleArgument):
+            raise TypeError(f"{layer_name} must be a module")
+        layers = _times(
+            _module_size(a[layer_name], layer_name), _size(a["num_layers"], "num_layers")
+        )
+        return layers + _module_size(a["norm"], "norm")
+
+    return count
+
+
+def _transformer(a: Mapping) -> SpecSize:
+    d, bias = _size(a["d_model"], "d_model"), _flag(a["bias"])
+    norm = SpecSize(2 * d if bias else d)
+    parts = SpecSize()
+    for side, layer in (("encoder", _encoder_layer), ("decoder", _decoder_layer)):
+        custom = a[f"custom_{side}"]
+        if custom is not None:
+            parts = parts + _module_size(custom, f"custom_{side}")
+        else:
+            count = _size(a[f"num_{side}_layers"], f"num_{side}_layers")
+            parts = parts + _times(layer(a), count) + norm
+    return parts
+
+
 def _embedding(a: Mapping) -> SpecSize:
     if a["_weight"] is not None:  # the weight is given (its shape must match)
         return SpecSize(_numel(a["_weight"], "_weight"))
@@ -250,11 +327,24 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "LayerNorm": _layer_norm,
     "RMSNorm": _rms_norm,
     "MultiheadAttention": _multihead_attention,
+    "TransformerEncoderLayer": _encoder_layer,
+    "TransformerDecoderLayer": _decoder_layer,
+    "TransformerEncoder": _stack("encoder_layer"),
+    "TransformerDecoder": _stack("decoder_layer"),
+    "Transformer": _transformer,
     "Embedding": _embedding,
     "BCELoss": _weighted_loss("weight"),
     "BCEWithLogitsLoss": _weighted_loss("weight", "pos_weight"),
     "CrossEntropyLoss": _weighted_loss("weight"),
     "NLLLoss": _weighted_loss("weight"),
+}
+# Layers whose counters size these module arguments themselves.
+_COUNTED_MODULE_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "TransformerEncoderLayer": ("activation",),
+    "TransformerDecoderLayer": ("activation",),
+    "TransformerEncoder": ("encoder_layer", "norm"),
+    "TransformerDecoder": ("decoder_layer", "norm"),
+    "Transformer": ("activation", "custom_encoder", "custom_decoder"),
 }
 # Layers that hold no tensors at all, whatever their arguments.
 _NO_PARAMETERS = frozenset(

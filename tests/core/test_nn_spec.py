@@ -47,6 +47,13 @@ EXAMPLES = {
     "LayerNorm": lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),
     "RMSNorm": lambda: nn.RMSNorm([2, 4], eps=1e-4),
     "MultiheadAttention": lambda: nn.MultiheadAttention(8, 2, kdim=3, batch_first=True),
+    "TransformerEncoderLayer": lambda: nn.TransformerEncoderLayer(8, 2, 16, activation="gelu"),
+    "TransformerDecoderLayer": lambda: nn.TransformerDecoderLayer(8, 2, 16, norm_first=True),
+    "TransformerEncoder": lambda: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, 16), 2, norm=nn.LayerNorm(8)
+    ),
+    "TransformerDecoder": lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16), 2),
+    "Transformer": lambda: nn.Transformer(8, 2, 1, 2, 16, batch_first=True),
     "GroupNorm": lambda: nn.GroupNorm(2, 4, affine=False),
     "BatchNorm1d": lambda: nn.BatchNorm1d(5, momentum=None),
     "BatchNorm2d": lambda: nn.BatchNorm2d(3, track_running_stats=False, bias=False),

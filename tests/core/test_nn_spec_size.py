@@ -76,6 +76,25 @@ VARIANTS = {
         lambda: nn.MultiheadAttention(8, 4, bias=False, kdim=3, vdim=5),
         lambda: nn.MultiheadAttention(6, 3, add_bias_kv=True, add_zero_attn=True),
     ],
+    "TransformerEncoderLayer": [
+        lambda: nn.TransformerEncoderLayer(8, 2, 16),
+        lambda: nn.TransformerEncoderLayer(6, 3, 5, bias=False, activation=nn.GELU()),
+    ],
+    "TransformerDecoderLayer": [lambda: nn.TransformerDecoderLayer(8, 4, 3, bias=False)],
+    "TransformerEncoder": [
+        lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 3),
+        lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 1, 4), 2, nn.LayerNorm(4)),
+    ],
+    "TransformerDecoder": [
+        lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(4, 2, 8), 2, nn.RMSNorm(4))
+    ],
+    "Transformer": [
+        lambda: nn.Transformer(8, 2, 2, 1, 16),
+        lambda: nn.Transformer(4, 2, 1, 1, 4, bias=False),
+        lambda: nn.Transformer(
+            4, 2, custom_encoder=nn.Linear(4, 4), custom_decoder=nn.Identity(), dim_feedforward=8
+        ),
+    ],
     "LayerNorm": [
         lambda: nn.LayerNorm(5),
         lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),

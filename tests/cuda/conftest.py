@@ -107,6 +107,7 @@ _REUSED = (
     "test_nn_layers",
     "test_nn_loss",
     "test_nn_attention",
+    "test_nn_transformer",
     "test_optim",
 )
 
