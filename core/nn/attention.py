@@ -122,6 +122,7 @@ class MultiheadAttention(Module):
                 "Need attn_mask if specifying the is_causal hint. You may use the Transformer "
                 "module method `generate_square_subsequent_mask` to create this mask."
             )
+        packed = self._qkv_same_embed_dim and query is key and key is value
         batched = query.ndim == 3
         if batched and self.batch_first:  # (N, L, E) -> (L, N, E), torch's inner layout
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
@@ -134,7 +135,7 @@ class MultiheadAttention(Module):
             raise AssertionError(
                 f"was expecting embedding dimension of {self.embed_dim}, but got {embed_dim}"
             )
-        q, k, v = self._project(query, key, value)
+        q, k, v = self._project(query, key, value, packed)
         attn_mask = _float_mask(attn_mask, q, "attn_mask")
         if attn_mask is not None and attn_mask.ndim == 2:
             attn_mask = attn_mask.unsqueeze(0)
@@ -190,10 +191,16 @@ class MultiheadAttention(Module):
             out = out.transpose(0, 1)
         return out, weights
 
-    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v through their input projections (slices of the packed weight and bias)."""
+    def _project(
+        self, query: Tensor, key: Tensor, value: Tensor, packed: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v through their input projections: for self-attention (`packed`) one product
+        with the packed weight, as torch does; else slices of it, or the separate weights."""
         e = self.embed_dim
         b = self.in_proj_bias
+        if packed:
+            qkv = F.linear(query, self.in_proj_weight, b)
+            return qkv[..., :e], qkv[..., e : 2 * e], qkv[..., 2 * e :]
         bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e : 2 * e], b[2 * e :])
         if self._qkv_same_embed_dim:
             w = self.in_proj_weight
