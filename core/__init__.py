@@ -6,7 +6,7 @@ numbers follow torch's.
 
 from __future__ import annotations
 
-from . import _dtype, autograd, backend, data, nn, optim, serialization
+from . import _allocator, _dtype, autograd, backend, data, nn, optim, serialization
 from ._dtype import (
     bool_,
     double,
@@ -66,6 +66,8 @@ bool = bool_  # noqa: A001 - torch.bool
 FloatTensor = DoubleTensor = LongTensor = None  # legacy constructors are not provided
 
 __version__ = "0.1.0"
+
+_allocator.tune_on_import()  # steps reuse their pages instead of faulting them in again
 
 
 class _Cuda:
