@@ -36,8 +36,23 @@ def _matmul_grads(g: Tensor, a: Tensor, b: Tensor, a_shape: tuple, b_shape: tupl
     if needs[0]:
         ga = sum_to(g @ b.mT, a_shape)
     if needs[1]:
-        gb = a.mT @ g if a_nd == 2 and b_nd == 2 else sum_to(a.mT @ g, b_shape)
+        if a_nd == 2 and b_nd == 2:
+            gb = a.mT @ g
+        elif b_nd == 2 and a.numel() and g.numel():  # a stack times one matrix: one product
+            gb = a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, g.shape[-1])
+        else:
+            gb = sum_to(a.mT @ g, b_shape)
     return ga, gb
+
+
+def _product(a, b):
+    """a @ b on arrays, with a stack of matrices times one matrix done as one product:
+    numpy would call BLAS once per matrix of the stack, ~3x slower for a (32, 32, 64) stack
+    times (64, 192), where (1024, 64) times (64, 192) keeps BLAS busy."""
+    if a.ndim > 2 and b.ndim == 2 and a.size and b.size:
+        rows = a.reshape(-1, a.shape[-1])
+        return (rows @ b).reshape(*a.shape[:-1], b.shape[-1])
+    return a @ b
 
 
 class Matmul(Op):
@@ -45,7 +60,7 @@ class Matmul(Op):
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
-        return a @ b
+        return _product(a, b)
 
     def backward(self, g):
         a, b = self.saved
@@ -131,7 +146,7 @@ class Linear(Op):
     def forward(self, x, w, b=None):
         self.x_shape, self.has_bias = x.shape, b is not None
         self.b_meta = (b.shape, b.dtype) if b is not None else None
-        out = x @ w.T
+        out = _product(x, w.T)
         if b is not None:
             out += b
         return out
