@@ -43,6 +43,17 @@ __all__ = [
     "tanh",
     "sigmoid",
     "logsigmoid",
+    "selu",
+    "celu",
+    "softsign",
+    "hardsigmoid",
+    "hardswish",
+    "prelu",
+    "tanhshrink",
+    "threshold",
+    "glu",
+    "hardshrink",
+    "softshrink",
     "softmax",
     "softmin",
     "log_softmax",
@@ -455,6 +466,93 @@ def tanh(input: Tensor) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     return _ew.sigmoid(input)
+
+
+# The activations below are compositions of Tensor ops: create_graph differentiates them as
+# they stand. Branches that could overflow (an exp of a large input) see the clamped input.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with torch's self-normalising constants."""
+    out = _nn.Elu.apply(input, alpha=_SELU_ALPHA) * _SELU_SCALE
+    return _inplace_result(input, out) if inplace else out
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    negative = (input.clamp(max=0) / alpha).expm1() * alpha
+    out = _ew.where(input > 0, input, negative)
+    return _inplace_result(input, out) if inplace else out
+
+
+def softsign(input: Tensor) -> Tensor:
+    return input / (input.abs() + 1)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between."""
+    out = hardtanh(input + 3.0, 0.0, 6.0) / 6.0
+    return _inplace_result(input, out) if inplace else out
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6."""
+    out = input * (hardtanh(input + 3.0, 0.0, 6.0) / 6.0)
+    return _inplace_result(input, out) if inplace else out
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """max(0, x) + weight * min(0, x), one weight for every channel (dim 1) or one for all."""
+    if weight.numel() != 1:
+        channels = input.shape[1] if input.ndim > 1 else 1
+        if weight.numel() != channels:
+            raise RuntimeError(
+                "Mismatch of parameter numbers and input channel size. Found parameter numbers "
+                f"= {weight.numel()} and channel size = {channels}."
+            )
+        if input.ndim > 1:
+            weight = weight.reshape(channels, *([1] * (input.ndim - 2)))
+    return _ew.where(input > 0, input, weight * input)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - input.tanh()
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    out = _ew.where(input > threshold, input, value)
+    return _inplace_result(input, out) if inplace else out
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the two halves of input along dim."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    size = input.shape[dim]
+    if size % 2:
+        raise RuntimeError(
+            f"Halving dimension must be even, but dimension {_wrap_dim(dim, input.ndim)} is "
+            f"size {size}"
+        )
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    return _ew.where(input.abs() > lambd, input, 0.0)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return _ew.where(input > lambd, input - lambd, _ew.where(input < -lambd, input + lambd, 0.0))
 
 
 def logsigmoid(input: Tensor) -> Tensor:

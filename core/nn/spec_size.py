@@ -302,6 +302,10 @@ def _transformer(a: Mapping) -> SpecSize:
     return parts
 
 
+def _prelu(a: Mapping) -> SpecSize:
+    return SpecSize(_size(a["num_parameters"], "num_parameters"))
+
+
 def _embedding(a: Mapping) -> SpecSize:
     if a["_weight"] is not None:  # the weight is given (its shape must match)
         return SpecSize(_numel(a["_weight"], "_weight"))
@@ -326,6 +330,7 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "GroupNorm": _group_norm,
     "LayerNorm": _layer_norm,
     "RMSNorm": _rms_norm,
+    "PReLU": _prelu,
     "MultiheadAttention": _multihead_attention,
     "TransformerEncoderLayer": _encoder_layer,
     "TransformerDecoderLayer": _decoder_layer,
@@ -355,8 +360,18 @@ _NO_PARAMETERS = frozenset(
         "Dropout",
         "Dropout1d",
         "Dropout2d",
+        "CELU",
         "ELU",
         "GELU",
+        "GLU",
+        "Hardshrink",
+        "Hardsigmoid",
+        "Hardswish",
+        "SELU",
+        "Softshrink",
+        "Softsign",
+        "Tanhshrink",
+        "Threshold",
         "Hardtanh",
         "LeakyReLU",
         "LogSigmoid",

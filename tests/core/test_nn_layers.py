@@ -92,6 +92,18 @@ LAYERS = [
     ("tanh", lambda nn: nn.Tanh(), (3, 7)),
     ("sigmoid", lambda nn: nn.Sigmoid(), (3, 7)),
     ("logsigmoid", lambda nn: nn.LogSigmoid(), (3, 7)),
+    ("selu", lambda nn: nn.SELU(), (3, 7)),
+    ("celu", lambda nn: nn.CELU(alpha=0.6), (3, 7)),
+    ("softsign", lambda nn: nn.Softsign(), (3, 7)),
+    ("tanhshrink", lambda nn: nn.Tanhshrink(), (3, 7)),
+    ("hardsigmoid", lambda nn: nn.Hardsigmoid(), (3, 7)),
+    ("hardswish", lambda nn: nn.Hardswish(), (3, 7)),
+    ("prelu_shared", lambda nn: nn.PReLU(), (3, 4, 5)),
+    ("prelu_channels", lambda nn: nn.PReLU(4, init=0.1), (3, 4, 5)),
+    ("threshold", lambda nn: nn.Threshold(0.2, -3.0), (3, 7)),
+    ("glu", lambda nn: nn.GLU(dim=1), (3, 8, 2)),
+    ("hardshrink", lambda nn: nn.Hardshrink(0.3), (3, 7)),
+    ("softshrink", lambda nn: nn.Softshrink(0.4), (3, 7)),
     ("softmax", lambda nn: nn.Softmax(dim=1), (3, 5, 4)),
     ("softmax_neg", lambda nn: nn.Softmax(dim=-1), (3, 5, 4)),
     ("softmin", lambda nn: nn.Softmin(dim=0), (3, 5)),
@@ -284,6 +296,42 @@ def test_normalize_matches_torch_zero_rows_included(p, dim):
         results.append((y, t.grad))
     close(results[0][0], results[1][0])
     close(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("selu", {}),
+        ("celu", {"alpha": 2.0}),
+        ("hardsigmoid", {}),
+        ("hardswish", {}),
+        ("threshold", {"threshold": 1.5, "value": 0.5}),
+        ("hardshrink", {"lambd": 2.0}),
+        ("softshrink", {"lambd": 2.0}),
+    ],
+)
+def test_activations_over_a_wide_range_match_torch(name, kwargs):
+    """Inputs from -200 to 200 (away from the kinks): the flat parts, the linear parts and
+    exp's overflow in the branch not taken."""
+    x = np.linspace(-200.0, 200.0, 801) + 0.013
+    results = []
+    for lib in (sg, torch):
+        t = lib.tensor(x, requires_grad=True)
+        out = getattr(lib.nn.functional, name)(t, **kwargs)
+        (out * lib.tensor(np.cos(x))).sum().backward()
+        results.append((out, t.grad))
+    close(results[0][0], results[1][0])
+    close(results[0][1], results[1][1])
+
+
+def test_activation_errors_match_torch():
+    F = sg.nn.functional
+    with pytest.raises(RuntimeError, match="Halving dimension must be even"):
+        F.glu(sg.randn(3, 5), dim=1)
+    with pytest.raises(RuntimeError, match="Mismatch of parameter numbers"):
+        F.prelu(sg.randn(2, 3), sg.ones(4))
+    with pytest.raises(RuntimeError, match="lambda must be greater or equal to 0"):
+        F.softshrink(sg.randn(3), -1.0)
 
 
 def test_conv_errors_match_torch():
