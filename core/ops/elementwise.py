@@ -374,6 +374,72 @@ class Atan2(Op):
         return ga, gb
 
 
+class Hypot(Op):
+    """sqrt(a^2 + b^2) without overflowing on the way (numpy's hypot)."""
+
+    save_inputs = (0, 1)
+    save_output = True
+
+    def forward(self, a, b):
+        self.a, self.b = meta(a), meta(b)
+        try:
+            return _xp(a).hypot(a, b)
+        except ValueError:
+            raise _no_broadcast(a, b) from None
+
+    def backward(self, g):
+        a, b, out = self.saved
+        ga = reduce_grad(g * a / out, *self.a) if self.needs_input_grad[0] else None
+        gb = reduce_grad(g * b / out, *self.b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Logaddexp(Op):
+    """log(exp(a) + exp(b)), computed without overflow."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, a, b):
+        self.a, self.b = meta(a), meta(b)
+        try:
+            return _xp(a).logaddexp(a, b)
+        except ValueError:
+            raise _no_broadcast(a, b) from None
+
+    def backward(self, g):
+        a, b = self.saved
+        # torch's form: grad / (1 + exp(other - self)), and the same the other way
+        ga = reduce_grad(g / ((b - a).exp() + 1), *self.a) if self.needs_input_grad[0] else None
+        gb = reduce_grad(g / ((a - b).exp() + 1), *self.b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Xlogy(Op):
+    """x * log(y), and 0 where x is 0 (unless y is nan), as torch and scipy define it."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, x, y):
+        self.a, self.b = meta(x), meta(y)
+        xp = _xp(x)
+        try:
+            out = x * xp.log(y)
+        except ValueError:
+            raise _no_broadcast(x, y) from None
+        return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
+
+    def backward(self, g):
+        x, y = self.saved
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            # torch: xlogy(grad, y), and 0 where x == 0 and y <= 0
+            dead = Tensor._make((x._data == 0) & (y._data <= 0))
+            gx = reduce_grad(xlogy(g, y).masked_fill(dead, 0.0), *self.a)
+        if self.needs_input_grad[1]:
+            gy = reduce_grad(g * x / y, *self.b)
+        return gx, gy
+
+
 class Lerp(Op):
     """start + weight * (end - start), computed like torch: from the nearer end, so that
     weight 0 gives `start` and weight 1 gives `end` exactly."""
@@ -531,6 +597,25 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:
     return Fmin.apply(*_extremum_args("fmin", input, other))
+
+
+def hypot(input: Tensor, other: Tensor) -> Tensor:
+    _tensor_arg(input, "hypot", "input")
+    _tensor_arg(other, "hypot", "other")
+    return Hypot.apply(*_prep(_floating(input), _floating(other)))
+
+
+def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    _tensor_arg(input, "logaddexp", "input")
+    _tensor_arg(other, "logaddexp", "other")
+    return Logaddexp.apply(*_prep(_floating(input), _floating(other)))
+
+
+def xlogy(input, other) -> Tensor:
+    """input * log(other), 0 where input is 0; either may be a Python number."""
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError("xlogy(): at least one of input and other must be a Tensor")
+    return Xlogy.apply(*_prep(input, other))
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
@@ -1385,7 +1470,7 @@ def equal(input: Tensor, other: Tensor) -> bool:
 _METHOD_NAMES = (
     "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide",
     "floor_divide", "remainder", "fmod", "pow", "float_power", "maximum", "minimum", "fmax",
-    "fmin", "atan2", "arctan2", "lerp", "addcmul", "addcdiv", "neg", "negative", "exp", "exp2",
+    "fmin", "atan2", "arctan2", "hypot", "logaddexp", "xlogy", "lerp", "addcmul", "addcdiv", "neg", "negative", "exp", "exp2",
     "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal", "square", "abs",
     "absolute", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asin", "acos", "atan", "asinh",
     "acosh", "atanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "sigmoid",
