@@ -35,6 +35,7 @@ from .activation import (
 from .attention import MultiheadAttention
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv1d, Conv2d
+from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
@@ -109,6 +110,8 @@ __all__ = [
     "BatchNorm2d",
     "Embedding",
     "MultiheadAttention",
+    "CosineSimilarity",
+    "PairwiseDistance",
     "Transformer",
     "TransformerEncoder",
     "TransformerEncoderLayer",

@@ -17,6 +17,7 @@ from .. import _dtype
 from .. import random as _random
 from ..autograd import grad_mode
 from ..backend import xp_of
+from ..ops import composite as _composite
 from ..ops import elementwise as _ew
 from ..ops import nn_ops as _nn
 from ..ops._util import check_same_device
@@ -61,6 +62,8 @@ __all__ = [
     "dropout1d",
     "dropout2d",
     "normalize",
+    "cosine_similarity",
+    "pairwise_distance",
     "layer_norm",
     "rms_norm",
     "group_norm",
@@ -710,6 +713,17 @@ def _share_heads(t: Tensor, query_heads: int) -> Tensor:
     groups = query_heads // heads
     lead, (s, e) = tuple(t.shape[:-3]), tuple(t.shape[-2:])
     return t.unsqueeze(-3).expand(*lead, heads, groups, s, e).reshape(*lead, query_heads, s, e)
+
+
+# ================================================================ distances
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    return _composite.cosine_similarity(x1, x2, dim, eps)
+
+
+def pairwise_distance(
+    x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False
+) -> Tensor:
+    return _composite.pairwise_distance(x1, x2, p, eps, keepdim)
 
 
 # ================================================================ normalisation

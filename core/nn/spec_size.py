@@ -361,6 +361,8 @@ _NO_PARAMETERS = frozenset(
         "Dropout1d",
         "Dropout2d",
         "CELU",
+        "CosineSimilarity",
+        "PairwiseDistance",
         "ELU",
         "GELU",
         "GLU",

@@ -4,7 +4,21 @@ functions, and a `TENSOR_METHODS` table installed onto Tensor here."""
 from __future__ import annotations
 
 from ..tensor import install_methods
-from . import convert, elementwise, indexing, inplace, join, linalg, nn_ops, reduce, shape, sorting
+from . import (
+    composite,
+    convert,
+    elementwise,
+    indexing,
+    inplace,
+    join,
+    linalg,
+    nn_ops,
+    reduce,
+    sampling,
+    shape,
+    sorting,
+)
+from .composite import *  # noqa: F403
 from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
@@ -12,9 +26,13 @@ from .join import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403
 
-_FAMILIES = (elementwise, reduce, shape, join, sorting, linalg, indexing, convert, inplace, nn_ops)
+_FAMILIES = (
+    elementwise, reduce, shape, join, sorting, linalg, indexing, convert, inplace, nn_ops,
+    composite, sampling,
+)  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -73,6 +73,8 @@ VARIANTS = {
     "RMSNorm": [lambda: nn.RMSNorm(5), lambda: nn.RMSNorm((2, 3), elementwise_affine=False)],
     "PReLU": [lambda: nn.PReLU(), lambda: nn.PReLU(7)],
     "SELU": [lambda: nn.SELU()],
+    "CosineSimilarity": [lambda: nn.CosineSimilarity()],
+    "PairwiseDistance": [lambda: nn.PairwiseDistance()],
     "CELU": [lambda: nn.CELU(0.3)],
     "Softsign": [lambda: nn.Softsign()],
     "Tanhshrink": [lambda: nn.Tanhshrink()],

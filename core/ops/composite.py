@@ -1,0 +1,186 @@
+"""torch functions that are compositions of other ops.
+
+Each is written with Tensor ops only, so its gradient, and create_graph through it, come from
+the ops it is made of; nothing here has a backward of its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..tensor import Tensor, _wrap_dim
+from .indexing import index_select
+from .join import cat
+
+_MESHGRID_WARNING = (
+    "torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument."
+)
+
+
+def trace(input: Tensor) -> Tensor:
+    """The sum of a matrix's main diagonal."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    return input.diagonal().sum()
+
+
+def diff(
+    input: Tensor,
+    n: int = 1,
+    dim: int = -1,
+    prepend: Tensor | None = None,
+    append: Tensor | None = None,
+) -> Tensor:
+    """The n-th forward difference along dim, after prepend and append are joined on."""
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    dim = _wrap_dim(dim, input.ndim)
+    parts = [t for t in (prepend, input, append) if t is not None]
+    out = cat(parts, dim) if len(parts) > 1 else input
+    for _ in range(n):
+        length = out.shape[dim]
+        if length == 0:
+            break
+        out = out.narrow(dim, 1, length - 1) - out.narrow(dim, 0, length - 1)
+    return out
+
+
+def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors: "ij" (matrix) or "xy" (Cartesian) indexing."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn(_MESHGRID_WARNING, UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(
+            f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}'
+        )
+    for t in tensors:
+        if t.ndim > 1:
+            raise RuntimeError(
+                "torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: "
+                f"{tuple(t.shape)}"
+            )
+    flat = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(flat) >= 2
+    if swap:  # "xy": the first two axes trade places
+        flat[0], flat[1] = flat[1], flat[0]
+    shape = tuple(t.shape[0] for t in flat)
+    grids = []
+    for i, t in enumerate(flat):
+        view = [1] * len(flat)
+        view[i] = shape[i]
+        grids.append(t.reshape(*view).expand(*shape))
+    if swap:  # the grids over (second, first, ...) are "xy"'s; back in the inputs' order
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+def repeat_interleave(
+    input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None
+) -> Tensor:
+    """Each element (or slice along dim) repeated `repeats` times in place; `repeats` is a
+    number or a tensor of one count per element."""
+    if repeats is None:  # repeat_interleave(repeats): indices repeated by their own counts
+        counts = input
+        index = np.repeat(np.arange(counts.shape[0]), _counts(counts, counts.shape[0]))
+        return Tensor._make(_to_device(index, counts))
+    if dim is None:
+        input, dim = input.reshape(-1), 0
+    dim = _wrap_dim(dim, input.ndim)
+    size = input.shape[dim]
+    if isinstance(repeats, Tensor) and repeats.numel() != 1:
+        counts = _counts(repeats, size)
+    else:
+        repeat = int(repeats.item() if isinstance(repeats, Tensor) else repeats)
+        if repeat < 0:
+            raise RuntimeError("repeats can not be negative")
+        counts = np.full(size, repeat)
+    index = np.repeat(np.arange(size), counts)
+    if output_size is not None and output_size != len(index):
+        raise RuntimeError(f"allocated size does not match required size: {output_size}")
+    return index_select(input, dim, Tensor._make(_to_device(index, input)))
+
+
+def _counts(repeats: Tensor, size: int) -> np.ndarray:
+    counts = np.asarray(_host(repeats)).reshape(-1)
+    if counts.dtype.kind not in "iu":
+        raise RuntimeError("repeats has to be Long tensor")
+    if len(counts) != size:
+        raise RuntimeError("repeats must have the same size as input along dim")
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
+    return counts
+
+
+def _host(t: Tensor):
+    data = t._data
+    return data if isinstance(data, np.ndarray) else data.get()
+
+
+def _to_device(index: np.ndarray, like: Tensor):
+    if isinstance(like._data, np.ndarray):
+        return index.astype(np.int64)
+    from ..backend import xp_of  # noqa: PLC0415
+
+    with like._data.device:
+        return xp_of(like._data).asarray(index.astype(np.int64))
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
+    """p-norm distances between each row of x1 (..., P, M) and each row of x2 (..., R, M):
+    (..., P, R). Computed from the differences (torch may use a matrix product for large
+    p=2 inputs, which rounds differently but is the same distance)."""
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise RuntimeError(
+            f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D, X2 got: {x2.ndim}D"
+        )
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(
+            f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}"
+        )
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    differences = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (..., P, R, M)
+    return differences.norm(p, dim=-1)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """x1 . x2 / (max(||x1||, eps) * max(||x2||, eps)) along dim, torch's formula: each norm is
+    clamped in value only, so the gradient is that of the unclamped norm."""
+    x1, x2 = (t.expand(*np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))) for t in (x1, x2))
+    norms = []
+    for t in (x1, x2):
+        norm = t.norm(2, dim, keepdim=True)
+        norms.append(norm + (norm.clamp_min(eps) - norm).detach())
+    return ((x1 / norms[0]) * (x2 / norms[1])).sum(dim)
+
+
+def pairwise_distance(
+    x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False
+) -> Tensor:
+    """||x1 - x2 + eps||_p over the last dim, as torch computes it."""
+    dim = max(x1.ndim, x2.ndim) - 1
+    return (x1 - x2 + eps).norm(p, dim=dim, keepdim=keepdim)
+
+
+TENSOR_METHODS = {
+    "trace": trace,
+    "diff": diff,
+    "repeat_interleave": repeat_interleave,
+}
+
+__all__ = [
+    "trace",
+    "diff",
+    "meshgrid",
+    "repeat_interleave",
+    "cdist",
+    "cosine_similarity",
+    "pairwise_distance",
+]
