@@ -137,6 +137,30 @@ ADAGRAD_OPTS = _options(
     }
 )
 
+NADAM_OPTS = _options(
+    {
+        "betas": [(0.9, 0.999), (0.3, 0.8)],
+        "weight_decay": [0.0, 0.1],
+        "momentum_decay": [4e-3, 0.1],
+        "decoupled_weight_decay": [False, True],
+        "maximize": [False, True],
+    },
+    valid=lambda o: o["weight_decay"] > 0 or not o["decoupled_weight_decay"],
+)
+RADAM_OPTS = _options(
+    {
+        "betas": [(0.9, 0.999), (0.3, 0.8)],  # the second is rectified from its first steps
+        "weight_decay": [0.0, 0.1],
+        "decoupled_weight_decay": [False, True],
+        "maximize": [False, True],
+    },
+    valid=lambda o: o["weight_decay"] > 0 or not o["decoupled_weight_decay"],
+)
+ADAMAX_OPTS = _options(
+    {"betas": [(0.9, 0.999), (0.3, 0.8)], "weight_decay": [0.0, 0.1], "maximize": [False, True]}
+)
+ADADELTA_OPTS = _options({"rho": [0.9, 0.5], "weight_decay": [0.0, 0.1], "maximize": [False, True]})
+
 # name -> (lr of the first group, options, overrides of the second group)
 CASES = {
     "SGD": (0.05, SGD_OPTS, {"lr": 0.02}),
@@ -144,6 +168,10 @@ CASES = {
     "AdamW": (0.01, ADAMW_OPTS, {"lr": 0.03, "weight_decay": 0.2}),
     "RMSprop": (0.01, RMSPROP_OPTS, {"lr": 0.005, "eps": 1e-4}),
     "Adagrad": (0.1, ADAGRAD_OPTS, {"lr": 0.05, "eps": 1e-6}),
+    "NAdam": (0.01, NADAM_OPTS, {"lr": 0.03, "eps": 1e-6}),
+    "RAdam": (0.01, RADAM_OPTS, {"lr": 0.03, "eps": 1e-6}),
+    "Adamax": (0.01, ADAMAX_OPTS, {"lr": 0.03, "eps": 1e-6}),
+    "Adadelta": (0.5, ADADELTA_OPTS, {"lr": 1.0, "eps": 1e-5}),
 }
 
 
