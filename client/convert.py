@@ -135,6 +135,7 @@ def scheduler_config(scheduler: Any) -> dict | None:
         }
     raise ValueError(
         f"{type(scheduler).__name__} cannot be submitted as an object; give a dict such as "
+        "{'name': 'OneCycleLR', 'kwargs': {'max_lr': 0.1, 'total_steps': 1000}} or "
         "{'name': 'LambdaLR', 'kwargs': {'lr_lambda': 'pkg.module:function'}}"
     )
 

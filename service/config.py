@@ -17,8 +17,12 @@ from typing import Any
 
 from shardgrad.worker.compute import LOSSES  # the losses a worker can sum per micro-shard
 
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
-SCHEDULERS = ("StepLR", "CosineAnnealingLR", "LambdaLR")
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad", "Adadelta")
+# schedulers described by numbers alone (LambdaLR's function is an allowed import path)
+SCHEDULERS = (
+    "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "ConstantLR", "PolynomialLR",
+    "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "LambdaLR",
+)  # fmt: skip
 METRICS = ("loss", "accuracy")
 COMPRESSIONS = ("none", "fp16", "bf16")
 DTYPES = ("float32", "float64")

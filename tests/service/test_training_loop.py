@@ -142,7 +142,8 @@ def test_bitwise_identical_when_a_worker_misses_its_deadline(tmp_path, reference
     assert params.tobytes() == reference[0].tobytes()
 
 
-def test_resume_after_stop_equals_uninterrupted(tmp_path, reference):
+def stopped_at_6_and_resumed(tmp_path, cfg: JobConfig) -> np.ndarray:
+    """Final parameters of `cfg` run on 2 workers, stopped after step 6 and resumed."""
     pool = InProcessPool(2)
     holder = {}
 
@@ -154,18 +155,41 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, reference):
     mgr = JobManager(tmp_path, pool, TrainerOptions(on_step=on_step))
     holder["mgr"] = mgr
     try:
-        job_id = mgr.submit(base_config()).id
+        job_id = mgr.submit(cfg).id
         rec = mgr.wait(job_id, TIMEOUT)
         assert rec.state is JobState.STOPPED and rec.step == 6
         rec = mgr.resume(job_id)
         rec = mgr.wait(job_id, TIMEOUT)
         assert rec.state is JobState.SUCCEEDED, rec.reason
-        assert final_params(mgr, job_id).tobytes() == reference[0].tobytes()
         # the history holds each step once
         assert [m.step for m in mgr.store.metrics(job_id, kind="train")] == list(range(1, 13))
+        return final_params(mgr, job_id)
     finally:
         mgr.close()
         pool.close()
+
+
+def test_resume_after_stop_equals_uninterrupted(tmp_path, reference):
+    assert stopped_at_6_and_resumed(tmp_path, base_config()).tobytes() == reference[0].tobytes()
+
+
+@pytest.mark.parametrize(
+    "optimizer, scheduler",
+    [
+        (Component("NAdam", {"lr": 0.01, "weight_decay": 1e-3}), Component("OneCycleLR", {"max_lr": 0.02, "total_steps": 12})),
+        (Component("RAdam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.01}), Component("MultiStepLR", {"milestones": [3, 8], "gamma": 0.5})),
+        (Component("Adamax", {"lr": 0.01}), Component("CosineAnnealingWarmRestarts", {"T_0": 5})),
+        (Component("Adadelta", {"lr": 1.0}), Component("LinearLR", {"start_factor": 0.2, "total_iters": 5})),
+    ],
+    ids=["NAdam-OneCycleLR", "RAdam-MultiStepLR", "Adamax-WarmRestarts", "Adadelta-LinearLR"],
+)  # fmt: skip
+def test_every_optimizer_and_scheduler_resumes_to_the_same_bytes(tmp_path, optimizer, scheduler):
+    """Their state (NAdam's mu_product, a scheduler's position) lives in the checkpoint: a
+    job stopped and resumed on 2 workers ends where one uninterrupted worker ends."""
+    cfg = base_config(optimizer=optimizer, lr_scheduler=scheduler)
+    uninterrupted, _ = run_job(tmp_path, cfg, workers=1, name="whole")
+    resumed = stopped_at_6_and_resumed(tmp_path / "resumed", cfg)
+    assert resumed.tobytes() == uninterrupted.tobytes()
 
 
 def test_restart_with_damaged_checkpoint_resumes_from_previous(tmp_path, reference, monkeypatch):
