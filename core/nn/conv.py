@@ -1,4 +1,5 @@
-"""Conv1d and Conv2d with torch's constructor, parameter shapes and default initialisation."""
+"""Conv1d, Conv2d and ConvTranspose2d with torch's constructors, parameter shapes and default
+initialisation."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _VALID_PADDING_MODES = {"zeros", "reflect", "replicate", "circular"}
 
 class _ConvNd(Module):
     _n: int = 2
+    _transposed: bool = False  # weight (in, out / groups, *k) instead of (out, in / groups, *k)
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class _ConvNd(Module):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.transposed = False
+        self.transposed = self._transposed
         self.output_padding = (0,) * n
         self.groups = groups
         self.padding_mode = padding_mode
@@ -76,11 +78,11 @@ class _ConvNd(Module):
                     self._reversed_padding_repeated_twice[2 * i + 1] = total - left
         else:
             self._reversed_padding_repeated_twice = [p for p in reversed(padding) for _ in range(2)]
-        self.weight = Parameter(
-            factory.empty(
-                (out_channels, in_channels // groups, *kernel_size), device=device, dtype=dtype
-            )
-        )
+        if self._transposed:
+            shape = (in_channels, out_channels // groups, *kernel_size)
+        else:
+            shape = (out_channels, in_channels // groups, *kernel_size)
+        self.weight = Parameter(factory.empty(shape, device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(factory.empty(out_channels, device=device, dtype=dtype))
         else:
@@ -142,3 +144,48 @@ class Conv1d(_ConvNd):
                 self._padded(input), weight, bias, self.stride, 0, self.dilation, self.groups
             )
         return F.conv1d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """The adjoint of Conv2d (a "deconvolution"): each input pixel spreads a kernel-sized patch
+    over a larger output. Computed as Conv2d's input gradient, which it is."""
+
+    _n = 2
+    _transposed = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        if padding_mode != "zeros":
+            raise ValueError('Only "zeros" padding mode is supported for ConvTranspose2d')
+        if isinstance(padding, str):
+            raise ValueError("ConvTranspose2d takes numeric padding, not a padding string")
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+            dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode,
+            device=device, dtype=dtype,
+        )  # fmt: skip
+        self.output_padding = F._ntuple(output_padding, 2, "output_padding")
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = F._transpose_output_padding(
+                input, output_size, self.stride, self.padding, self.kernel_size, self.dilation
+            )
+        return F.conv_transpose2d(
+            input, self.weight, self.bias, self.stride, self.padding, output_padding,
+            self.groups, self.dilation,
+        )  # fmt: skip

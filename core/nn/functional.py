@@ -28,6 +28,7 @@ __all__ = [
     "linear",
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
@@ -247,6 +248,96 @@ def conv2d(
         input, weight, bias, stride=stride, pads=pads, dilation=dilation, groups=groups
     )
     return out.squeeze(0) if unbatched else out
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups: int = 1,
+    dilation=1,
+) -> Tensor:
+    """The transposed convolution: Conv2d's input gradient for an input of the output's size
+    (weight (in, out / groups, kh, kw), as torch lays it out)."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            "Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input "
+            f"of size: {list(input.shape)}"
+        )
+    unbatched = input.ndim == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    if weight.ndim != 4:
+        raise RuntimeError(f"weight should have four dimensions, got {list(weight.shape)}")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding, output_padding = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op < 0 or (op >= s and op >= d):
+            raise RuntimeError(
+                "output padding must be smaller than either stride or dilation, but got "
+                f"output_padding_height: {output_padding[0]} output_padding_width: "
+                f"{output_padding[1]} stride_height: {stride[0]} stride_width: {stride[1]} "
+                f"dilation_height: {dilation[0]} dilation_width: {dilation[1]}"
+            )
+    n, c, h, w = input.shape
+    if c != weight.shape[0]:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected input "
+            f"{list(input.shape)} to have {weight.shape[0]} channels, but got {c} channels "
+            "instead"
+        )
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups}")
+    out_channels = weight.shape[1] * groups
+    size = [
+        (length - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for length, s, p, d, k, op in zip(
+            (h, w), stride, padding, dilation, weight.shape[2:], output_padding
+        )
+    ]
+    if any(x <= 0 for x in size):
+        raise RuntimeError(f"Given input size per channel: ({h} x {w}), the output is too small")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != out_channels):
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be "
+            f"1-dimensional with {out_channels} elements, but got bias of size "
+            f"{list(bias.shape)} instead"
+        )
+    _same_dtype(input, weight, bias, "conv_transpose2d")
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    out = _nn.Conv2dInputGrad.apply(
+        input, weight, in_shape=(n, out_channels, *size), stride=stride, pads=pads,
+        dilation=dilation, groups=groups,
+    )  # fmt: skip
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out.squeeze(0) if unbatched else out
+
+
+def _transpose_output_padding(input, output_size, stride, padding, kernel, dilation) -> tuple:
+    """torch's choice of output_padding for a requested output size."""
+    spatial = tuple(output_size)[-2:]
+    h, w = input.shape[-2:]
+    padding = _pair(padding, "padding")
+    result = []
+    for length, want, s, p, k, d in zip((h, w), spatial, stride, padding, kernel, dilation):
+        smallest = (length - 1) * s - 2 * p + d * (k - 1) + 1
+        if not smallest <= want < smallest + s:
+            raise ValueError(
+                f"requested an output size of {list(spatial)}, but valid sizes range from "
+                f"{smallest} to {smallest + s - 1} (for an input of {h}x{w})"
+            )
+        result.append(want - smallest)
+    return tuple(result)
 
 
 def conv1d(

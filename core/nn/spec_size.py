@@ -325,6 +325,7 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "Linear": _linear,
     "Conv1d": _conv(1),
     "Conv2d": _conv(2),
+    "ConvTranspose2d": _conv(2),
     "BatchNorm1d": _batch_norm,
     "BatchNorm2d": _batch_norm,
     "GroupNorm": _group_norm,

@@ -65,6 +65,11 @@ CASES = [
         [(2, 2, 5, 5), (3, 2, 3, 3), (3,)],
     ),
     (
+        "conv_transpose2d",
+        lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+        [(2, 2, 3, 3), (2, 3, 3, 3), (3,)],
+    ),
+    (
         "conv2d_groups_dilation",
         lambda x, w: F.conv2d(x, w, padding="same", dilation=2, groups=2),
         [(1, 4, 5, 5), (2, 2, 2, 3)],

@@ -29,6 +29,17 @@ LAYERS = [
     ("conv_same_even", lambda nn: nn.Conv2d(3, 5, 4, padding="same"), (2, 3, 7, 6)),
     ("conv_same_dilated", lambda nn: nn.Conv2d(3, 5, 3, padding="same", dilation=2), (2, 3, 7, 6)),
     ("conv_valid", lambda nn: nn.Conv2d(3, 5, 2, padding="valid", bias=False), (2, 3, 5, 5)),
+    ("conv_transpose", lambda nn: nn.ConvTranspose2d(3, 4, 3), (2, 3, 5, 4)),
+    (
+        "conv_transpose_strided",
+        lambda nn: nn.ConvTranspose2d(4, 6, (3, 2), stride=2, padding=1, output_padding=1),
+        (2, 4, 5, 6),
+    ),
+    (
+        "conv_transpose_groups_dilation",
+        lambda nn: nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2, dilation=2, bias=False),
+        (2, 4, 4, 5),
+    ),
     ("conv_depthwise", lambda nn: nn.Conv2d(4, 8, 3, padding=1, groups=4), (2, 4, 6, 6)),
     ("conv_1x1", lambda nn: nn.Conv2d(4, 3, 1), (2, 4, 5, 5)),
     ("conv_1x1_stride", lambda nn: nn.Conv2d(4, 3, 1, stride=2), (2, 4, 5, 5)),
@@ -332,6 +343,22 @@ def test_activation_errors_match_torch():
         F.prelu(sg.randn(2, 3), sg.ones(4))
     with pytest.raises(RuntimeError, match="lambda must be greater or equal to 0"):
         F.softshrink(sg.randn(3), -1.0)
+
+
+def test_conv_transpose_output_size_and_errors():
+    x = _input((2, 4, 5, 6))
+    theirs = torch.nn.ConvTranspose2d(4, 2, 4, stride=3, padding=2).double()
+    mine = sg.nn.ConvTranspose2d(4, 2, 4, stride=3, padding=2, dtype=sg.float64)
+    mine.load_state_dict({k: sg.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    out = mine(sg.tensor(x), output_size=(14, 17))
+    close(out, theirs(torch.tensor(x), output_size=(14, 17)))
+    assert tuple(out.shape) == (2, 2, 14, 17)
+    with pytest.raises(ValueError, match="valid sizes range from 12 to 14"):
+        sg.nn.ConvTranspose2d(4, 2, 4, stride=3, padding=2)(sg.tensor(x), output_size=(16, 17))
+    with pytest.raises(RuntimeError, match="output padding must be smaller"):
+        sg.nn.functional.conv_transpose2d(sg.tensor(x), sg.randn(4, 2, 3, 3), output_padding=1)
+    with pytest.raises(ValueError, match='Only "zeros" padding mode'):
+        sg.nn.ConvTranspose2d(4, 2, 3, padding_mode="reflect")
 
 
 def test_conv_errors_match_torch():

@@ -47,6 +47,7 @@ EXAMPLES = {
     "LayerNorm": lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),
     "RMSNorm": lambda: nn.RMSNorm([2, 4], eps=1e-4),
     "SELU": lambda: nn.SELU(inplace=True),
+    "ConvTranspose2d": lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, output_padding=1, groups=2),
     "CosineSimilarity": lambda: nn.CosineSimilarity(dim=0, eps=1e-6),
     "PairwiseDistance": lambda: nn.PairwiseDistance(p=1.0, keepdim=True),
     "CELU": lambda: nn.CELU(alpha=0.5),

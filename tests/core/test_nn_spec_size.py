@@ -73,6 +73,10 @@ VARIANTS = {
     "RMSNorm": [lambda: nn.RMSNorm(5), lambda: nn.RMSNorm((2, 3), elementwise_affine=False)],
     "PReLU": [lambda: nn.PReLU(), lambda: nn.PReLU(7)],
     "SELU": [lambda: nn.SELU()],
+    "ConvTranspose2d": [
+        lambda: nn.ConvTranspose2d(4, 6, 3),
+        lambda: nn.ConvTranspose2d(4, 6, (3, 2), groups=2, bias=False),
+    ],
     "CosineSimilarity": [lambda: nn.CosineSimilarity()],
     "PairwiseDistance": [lambda: nn.PairwiseDistance()],
     "CELU": [lambda: nn.CELU(0.3)],
