@@ -54,6 +54,7 @@ from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding
 from .spec import from_spec
 from .transformer import (
@@ -111,6 +112,12 @@ __all__ = [
     "BatchNorm2d",
     "Embedding",
     "MultiheadAttention",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
     "CosineSimilarity",
     "PairwiseDistance",
     "Transformer",

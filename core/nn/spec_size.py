@@ -302,6 +302,26 @@ def _transformer(a: Mapping) -> SpecSize:
     return parts
 
 
+def _recurrent(gates: int, cell: bool = False) -> Callable[[Mapping], SpecSize]:
+    """RNN (1 gate), GRU (3) and LSTM (4): per layer and direction, gates x hidden rows of
+    input and hidden weights, and two biases."""
+
+    def count(a: Mapping) -> SpecSize:
+        n_in, hidden = _size(a["input_size"], "input_size"), _size(a["hidden_size"], "hidden_size")
+        bias = 2 * gates * hidden if _flag(a["bias"]) else 0
+        if cell:
+            return SpecSize(gates * hidden * (n_in + hidden) + bias)
+        layers = _size(a["num_layers"], "num_layers")
+        directions = 2 if _flag(a["bidirectional"]) else 1
+        total = 0
+        for layer in range(layers):
+            layer_in = n_in if layer == 0 else hidden * directions
+            total += directions * (gates * hidden * (layer_in + hidden) + bias)
+        return SpecSize(total)
+
+    return count
+
+
 def _prelu(a: Mapping) -> SpecSize:
     return SpecSize(_size(a["num_parameters"], "num_parameters"))
 
@@ -332,6 +352,12 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "LayerNorm": _layer_norm,
     "RMSNorm": _rms_norm,
     "PReLU": _prelu,
+    "RNN": _recurrent(1),
+    "GRU": _recurrent(3),
+    "LSTM": _recurrent(4),
+    "RNNCell": _recurrent(1, cell=True),
+    "GRUCell": _recurrent(3, cell=True),
+    "LSTMCell": _recurrent(4, cell=True),
     "MultiheadAttention": _multihead_attention,
     "TransformerEncoderLayer": _encoder_layer,
     "TransformerDecoderLayer": _decoder_layer,

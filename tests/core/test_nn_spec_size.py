@@ -73,6 +73,12 @@ VARIANTS = {
     "RMSNorm": [lambda: nn.RMSNorm(5), lambda: nn.RMSNorm((2, 3), elementwise_affine=False)],
     "PReLU": [lambda: nn.PReLU(), lambda: nn.PReLU(7)],
     "SELU": [lambda: nn.SELU()],
+    "RNN": [lambda: nn.RNN(3, 4), lambda: nn.RNN(3, 4, 3, bias=False, bidirectional=True)],
+    "LSTM": [lambda: nn.LSTM(5, 2, num_layers=2, bidirectional=True)],
+    "GRU": [lambda: nn.GRU(3, 6, num_layers=2)],
+    "RNNCell": [lambda: nn.RNNCell(3, 4, bias=False)],
+    "LSTMCell": [lambda: nn.LSTMCell(3, 4)],
+    "GRUCell": [lambda: nn.GRUCell(2, 5)],
     "ConvTranspose2d": [
         lambda: nn.ConvTranspose2d(4, 6, 3),
         lambda: nn.ConvTranspose2d(4, 6, (3, 2), groups=2, bias=False),

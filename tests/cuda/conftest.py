@@ -108,6 +108,7 @@ _REUSED = (
     "test_nn_loss",
     "test_nn_attention",
     "test_nn_transformer",
+    "test_nn_rnn",
     "test_optim",
 )
 

@@ -9,6 +9,7 @@ import pytest
 import test_nn_attention as attention_tests
 import test_nn_layers as layer_tests
 import test_nn_loss as loss_tests
+import test_nn_rnn as rnn_tests
 import test_nn_transformer as transformer_tests
 import test_optim as optim_tests
 import torch
@@ -34,6 +35,7 @@ test_multihead_attention = on_target(attention_tests.test_multihead_attention_ma
 test_rms_norm = on_target(attention_tests.test_rms_norm_matches_torch)
 test_encoder_layer = on_target(transformer_tests.test_encoder_layer_matches_torch)
 test_transformer = on_target(transformer_tests.test_transformer_matches_torch)
+test_recurrent = on_target(rnn_tests.test_recurrent_layers_match_torch)
 
 # losses
 test_regression_losses = on_target(loss_tests.test_regression_losses)

@@ -1,0 +1,302 @@
+"""RNN, LSTM and GRU (and their single-step cells) with torch's parameters, names, gate order
+and initial state handling.
+
+Each layer and direction owns `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}` and
+`bias_hh_l{k}` (with a `_reverse` suffix for the backward direction), gates stacked in torch's
+order: LSTM (input, forget, cell, output), GRU (reset, update, new). The input projections of
+a whole sequence are one product per layer; the recurrence then runs step by step with Tensor
+ops, so gradients flow through time by the ordinary backward pass. Packed sequences and LSTM
+projections (`proj_size`) are not provided.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import factory
+from ..ops.join import cat, stack
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _step(mode: str, gi: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh):
+    """One time step from the input's projection `gi`: (h', c')."""
+    gh = F.linear(h, w_hh, b_hh)
+    if mode == "LSTM":
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+    if mode == "GRU":
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
+        n = (i_n + r * h_n).tanh()
+        return (1 - z) * n + z * h, None
+    pre = gi + gh
+    return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
+
+
+class RNNBase(Module):
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError("num_layers must be greater than or equal to 1")
+        if not 0 <= float(dropout) <= 1:
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an "
+                "element being zeroed"
+            )
+        if proj_size:
+            raise NotImplementedError("LSTM projections (proj_size > 0) are not provided")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
+        directions = 2 if bidirectional else 1
+        gate_size = _GATES[mode] * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = [
+                    ("weight_ih", (gate_size, layer_input)),
+                    ("weight_hh", (gate_size, hidden_size)),
+                ]
+                if bias:
+                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                for name, shape in shapes:
+                    setattr(
+                        self,
+                        name + suffix,
+                        Parameter(factory.empty(*shape, device=device, dtype=dtype)),
+                    )
+                    self._flat_weights_names.append(name + suffix)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        return s
+
+    def forward(self, input: Tensor, hx=None):
+        if not isinstance(input, Tensor):
+            raise TypeError("input must be a Tensor (packed sequences are not provided)")
+        batched = input.ndim == 3
+        if input.ndim not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.ndim}D instead"
+            )
+        if not batched:
+            input = input.unsqueeze(1)
+        elif self.batch_first:
+            input = input.transpose(0, 1)
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
+                f"{input.shape[-1]}"
+            )
+        directions = 2 if self.bidirectional else 1
+        batch = input.shape[1]
+        h0, c0 = self._initial_state(hx, batched, batch, directions, input)
+        layer_input = input
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                out, h, c = self._run(
+                    layer, direction, layer_input, h0[index], None if c0 is None else c0[index]
+                )
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = outputs[0] if directions == 1 else cat(outputs, -1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout)
+        output = layer_input
+        hidden = stack(h_n)
+        cell = stack(c_n) if self.mode == "LSTM" else None
+        if not batched:
+            output, hidden = output.squeeze(1), hidden.squeeze(1)
+            cell = cell.squeeze(1) if cell is not None else None
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, ((hidden, cell) if self.mode == "LSTM" else hidden)
+
+    def _initial_state(self, hx, batched: bool, batch: int, directions: int, like: Tensor):
+        shape = (self.num_layers * directions, batch, self.hidden_size)
+        if hx is None:
+            zeros = factory.zeros(*shape, dtype=like.dtype, device=like.device)
+            return zeros, (zeros if self.mode == "LSTM" else None)
+        states = hx if self.mode == "LSTM" else (hx, None)
+        if self.mode == "LSTM" and (not isinstance(hx, tuple) or len(hx) != 2):
+            raise RuntimeError("LSTM expects hx as a tuple (h_0, c_0)")
+        h0, c0 = states
+        if not batched:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if c0 is not None else None
+        for what, t in (("hidden", h0), ("hidden[1]", c0)):
+            if t is not None and tuple(t.shape) != shape:
+                raise RuntimeError(f"Expected {what} size {shape}, got {list(t.shape)}")
+        return h0, c0
+
+    def _run(self, layer: int, direction: int, x: Tensor, h: Tensor, c):
+        """One layer in one direction over the whole sequence: (outputs (L, N, H), h, c)."""
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
+        b_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
+        b_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
+        projected = F.linear(x, w_ih, b_ih)  # every time step's input projection at once
+        steps = range(x.shape[0] - 1, -1, -1) if direction else range(x.shape[0])
+        outputs = [None] * x.shape[0]
+        for t in steps:
+            h, c = _step(self.mode, projected[t], h, c, w_hh, b_hh)
+            outputs[t] = h
+        return stack(outputs), h, c
+
+
+class RNN(RNNBase):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None) -> None:  # fmt: skip
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
+            num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype,
+        )  # fmt: skip
+
+
+class LSTM(RNNBase):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None) -> None:  # fmt: skip
+        super().__init__(
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, proj_size, device, dtype,
+        )  # fmt: skip
+
+
+class GRU(RNNBase):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None) -> None:  # fmt: skip
+        super().__init__(
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, 0, device, dtype,
+        )  # fmt: skip
+
+
+class RNNCellBase(Module):
+    """One time step: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` as in torch's cells."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device, dtype):
+        super().__init__()
+        self.mode, self.input_size, self.hidden_size, self.bias = (
+            mode,
+            input_size,
+            hidden_size,
+            bias,
+        )
+        gate_size = _GATES[mode] * hidden_size
+        where = {"device": device, "dtype": dtype}
+        self.weight_ih = Parameter(factory.empty(gate_size, input_size, **where))
+        self.weight_hh = Parameter(factory.empty(gate_size, hidden_size, **where))
+        if bias:
+            self.bias_ih = Parameter(factory.empty(gate_size, **where))
+            self.bias_hh = Parameter(factory.empty(gate_size, **where))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        bound = 1.0 / math.sqrt(hidden_size)
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+    def forward(self, input: Tensor, hx=None):
+        if input.ndim not in (1, 2):
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.ndim}D instead"
+            )
+        batched = input.ndim == 2
+        x = input if batched else input.unsqueeze(0)
+        zeros = factory.zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+        if self.mode == "LSTM":
+            h, c = (zeros, zeros) if hx is None else hx
+            h, c = (h, c) if batched else (h.unsqueeze(0), c.unsqueeze(0))
+        else:
+            h = zeros if hx is None else (hx if batched else hx.unsqueeze(0))
+            c = None
+        gi = F.linear(x, self.weight_ih, self.bias_ih)
+        h, c = _step(self.mode, gi, h, c, self.weight_hh, self.bias_hh)
+        if not batched:
+            h = h.squeeze(0)
+            c = c.squeeze(0) if c is not None else None
+        return (h, c) if self.mode == "LSTM" else h
+
+
+class RNNCell(RNNCellBase):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:  # fmt: skip
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        self.nonlinearity = nonlinearity
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, bias, device, dtype)
+
+
+class LSTMCell(RNNCellBase):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None) -> None:  # fmt: skip
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
+
+
+class GRUCell(RNNCellBase):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None) -> None:  # fmt: skip
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)
