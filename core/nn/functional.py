@@ -72,6 +72,8 @@ __all__ = [
     "embedding",
     "scaled_dot_product_attention",
     "pad",
+    "interpolate",
+    "upsample",
     "mse_loss",
     "l1_loss",
     "smooth_l1_loss",
@@ -804,6 +806,102 @@ def _share_heads(t: Tensor, query_heads: int) -> Tensor:
     groups = query_heads // heads
     lead, (s, e) = tuple(t.shape[:-3]), tuple(t.shape[-2:])
     return t.unsqueeze(-3).expand(*lead, heads, groups, s, e).reshape(*lead, query_heads, s, e)
+
+
+# ================================================================ resampling
+def interpolate(
+    input: Tensor,
+    size=None,
+    scale_factor=None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resize the spatial dims (all after the first two) by `size` or `scale_factor`:
+    "nearest" (torch's legacy nearest: source index floor(dst * in / out)), or "linear" /
+    "bilinear" (align_corners as torch). Each dim is resampled on its own with index_select
+    and a weighted sum, so the gradient comes from those ops."""
+    spatial = input.ndim - 2
+    if spatial < 1:
+        raise ValueError(f"interpolate expects a batch and a channel dim, got {input.ndim}D input")
+    linear = {"linear": 1, "bilinear": 2}
+    if mode not in ("nearest", *linear):
+        raise NotImplementedError(f"interpolate mode {mode!r} is not provided")
+    if mode in linear and linear[mode] != spatial:
+        raise NotImplementedError(
+            f"Got {input.ndim}D input, but {mode} mode needs {linear[mode] + 2}D"
+        )
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: linear | "
+            "bilinear | bicubic | trilinear"
+        )
+    if antialias:
+        raise NotImplementedError("antialias is not provided")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None:
+        out_sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,) * spatial
+        scales = [None] * spatial
+    else:
+        factors = (
+            tuple(scale_factor)
+            if isinstance(scale_factor, (tuple, list))
+            else (scale_factor,) * spatial
+        )
+        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
+        scales = [None if recompute_scale_factor else float(f) for f in factors]
+    if len(out_sizes) != spatial:
+        raise ValueError(f"size has {len(out_sizes)} dims, the input {spatial} spatial dims")
+    out = input
+    for axis, (n_in, n_out, given) in enumerate(zip(in_sizes, out_sizes, scales)):
+        dim = axis + 2
+        if mode == "nearest":
+            out = index_select_1d(out, dim, _nearest_source(n_in, n_out, given), input)
+        else:
+            out = _linear_resample(out, dim, n_in, n_out, given, bool(align_corners), input)
+    return out
+
+
+def _nearest_source(n_in: int, n_out: int, scale_factor) -> np.ndarray:
+    scale = np.float32(1.0 / scale_factor if scale_factor else n_in / n_out)
+    src = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(src, n_in - 1)
+
+
+def _linear_resample(x, dim: int, n_in: int, n_out: int, scale_factor, align_corners: bool, like):
+    """torch's area_pixel_compute_source_index, then a blend of the two neighbours."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+        src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    weight = (src - lo).astype(like._data.dtype)
+    shape = [1] * x.ndim
+    shape[dim] = n_out
+    w = _as_device_tensor(weight.reshape(shape), like)
+    near, far = index_select_1d(x, dim, lo, like), index_select_1d(x, dim, hi, like)
+    return near + (far - near) * w
+
+
+def index_select_1d(x: Tensor, dim: int, index: np.ndarray, like: Tensor) -> Tensor:
+    return x.index_select(dim, _as_device_tensor(index, like))
+
+
+def _as_device_tensor(array: np.ndarray, like: Tensor) -> Tensor:
+    if isinstance(like._data, np.ndarray):
+        return Tensor._make(array)
+    with like._data.device:
+        return Tensor._make(xp_of(like._data).asarray(array))
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 # ================================================================ distances

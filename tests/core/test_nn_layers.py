@@ -131,6 +131,23 @@ LAYERS = [
     ("batch_norm_no_track", lambda nn: nn.BatchNorm2d(3, track_running_stats=False), (4, 3, 2, 2)),
     ("batch_norm_no_affine", lambda nn: nn.BatchNorm2d(3, affine=False), (4, 3, 2, 2)),
     ("batch_norm_no_bias", lambda nn: nn.BatchNorm1d(3, bias=False), (5, 3)),
+    ("zero_pad", lambda nn: nn.ZeroPad2d((1, 2, 0, 1)), (2, 3, 4, 5)),
+    ("constant_pad_1d", lambda nn: nn.ConstantPad1d(2, 1.5), (2, 3, 4)),
+    ("reflection_pad", lambda nn: nn.ReflectionPad2d((1, 2, 2, 1)), (2, 3, 4, 5)),
+    ("replication_pad_1d", lambda nn: nn.ReplicationPad1d((3, 1)), (2, 3, 4)),
+    ("upsample_nearest", lambda nn: nn.Upsample(scale_factor=2), (2, 3, 4, 5)),
+    ("upsample_nearest_size", lambda nn: nn.Upsample(size=(7, 3)), (2, 3, 4, 5)),
+    (
+        "upsample_bilinear",
+        lambda nn: nn.Upsample(scale_factor=(2.5, 1.7), mode="bilinear"),
+        (2, 3, 4, 5),
+    ),
+    (
+        "upsample_bilinear_corners",
+        lambda nn: nn.Upsample(size=(7, 9), mode="bilinear", align_corners=True),
+        (2, 3, 4, 5),
+    ),
+    ("upsample_linear_down", lambda nn: nn.Upsample(scale_factor=0.5, mode="linear"), (2, 3, 7)),
     ("flatten", lambda nn: nn.Flatten(), (2, 3, 4)),
     ("flatten_range", lambda nn: nn.Flatten(0, 1), (2, 3, 4)),
     ("unflatten", lambda nn: nn.Unflatten(1, (2, 3)), (4, 6)),
@@ -359,6 +376,16 @@ def test_conv_transpose_output_size_and_errors():
         sg.nn.functional.conv_transpose2d(sg.tensor(x), sg.randn(4, 2, 3, 3), output_padding=1)
     with pytest.raises(ValueError, match='Only "zeros" padding mode'):
         sg.nn.ConvTranspose2d(4, 2, 3, padding_mode="reflect")
+
+
+def test_interpolate_errors_match_torch():
+    x = sg.randn(2, 3, 4, 5)
+    with pytest.raises(ValueError, match="only one of size or scale_factor"):
+        sg.nn.functional.interpolate(x, size=(2, 2), scale_factor=2)
+    with pytest.raises(ValueError, match="align_corners option can only be set"):
+        sg.nn.functional.interpolate(x, scale_factor=2, align_corners=True)
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        sg.nn.functional.interpolate(x, scale_factor=2, mode="bicubic")
 
 
 def test_conv_errors_match_torch():
