@@ -33,7 +33,7 @@ from .activation import (
     Threshold,
 )
 from .attention import MultiheadAttention
-from .container import ModuleDict, ModuleList, Sequential
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import Dropout, Dropout1d, Dropout2d
@@ -149,6 +149,8 @@ __all__ = [
     "Unflatten",
     "Sequential",
     "ModuleList",
+    "ParameterList",
+    "ParameterDict",
     "ModuleDict",
     "MSELoss",
     "L1Loss",

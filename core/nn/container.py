@@ -1,4 +1,5 @@
-"""Sequential, ModuleList and ModuleDict: containers that register what they hold."""
+"""Sequential, ModuleList, ModuleDict, ParameterList and ParameterDict: containers that
+register what they hold."""
 
 from __future__ import annotations
 
@@ -309,3 +310,146 @@ class ModuleDict(Module):
         raise NotImplementedError(
             f'Module [{type(self).__name__}] is missing the required "forward" function'
         )
+
+
+def _as_parameter(value):
+    """A plain Tensor becomes a Parameter, as torch's parameter containers do; anything else
+    is kept as it is."""
+    from ..tensor import Tensor  # noqa: PLC0415
+    from .parameter import Parameter  # noqa: PLC0415
+
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+def _parameter_line(key, value) -> str:
+    from ..tensor import Tensor  # noqa: PLC0415
+    from .parameter import Parameter  # noqa: PLC0415
+
+    if not isinstance(value, Tensor):
+        return f"  ({key}): Object of type: {type(value).__name__}"
+    kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
+    size = "x".join(str(s) for s in value.shape)
+    device = "" if value.device.type == "cpu" else f" ({value.device})"
+    return f"  ({key}): {kind} containing: [{value.dtype} of size {size}{device}]"
+
+
+class ParameterList(Module):
+    """A list of parameters, each registered under its index (torch.nn.ParameterList).
+    Not a layer: a model holds one inside a Module class of its own, so it has no spec."""
+
+    _not_in_specs = True
+
+    def __init__(self, values: Iterable | None = None) -> None:
+        super().__init__()
+        self._size = 0
+        if values is not None:
+            self += values
+
+    def _index(self, idx) -> str:
+        idx = operator.index(idx)
+        if not (-len(self) <= idx < len(self)):
+            raise IndexError(f"index {idx} is out of range")
+        return str(idx + len(self) if idx < 0 else idx)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList(self[i] for i in range(len(self))[idx])
+        return getattr(self, self._index(idx))
+
+    def __setitem__(self, idx: int, value) -> None:
+        setattr(self, self._index(idx), _as_parameter(value))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator:
+        return (self[i] for i in range(len(self)))
+
+    def __iadd__(self, values: Iterable) -> ParameterList:
+        return self.extend(values)
+
+    def append(self, value) -> ParameterList:
+        self._size += 1
+        self[self._size - 1] = value
+        return self
+
+    def extend(self, values: Iterable) -> ParameterList:
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(i, p) for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """Parameters by name (torch.nn.ParameterDict); keys keep their insertion order. Not a
+    layer: a model holds one inside a Module class of its own, so it has no spec."""
+
+    _not_in_specs = True
+
+    def __init__(self, parameters=None) -> None:
+        super().__init__()
+        self._keys: dict[str, None] = {}
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"parameter name should be a string, got {type(key).__name__}")
+        self._keys[key] = None
+        setattr(self, key, _as_parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def keys(self):
+        return self._keys.keys()
+
+    def values(self):
+        return [self[k] for k in self._keys]
+
+    def items(self):
+        return [(k, self[k]) for k in self._keys]
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self._keys else default
+
+    def pop(self, key: str):
+        value = self[key]
+        del self[key]
+        return value
+
+    def setdefault(self, key: str, default=None):
+        if key not in self._keys:
+            self[key] = default
+        return self[key]
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def update(self, parameters) -> None:
+        items = parameters.items() if isinstance(parameters, Mapping) else parameters
+        for key, value in items:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(k, p) for k, p in self.items())

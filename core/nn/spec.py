@@ -34,6 +34,8 @@ _MAX_TENSOR_ELEMENTS = 65536
 
 
 def _builtins() -> dict[str, type]:
+    """The layers a spec may name. Parameter containers are not among them: they hold
+    weights, not architecture, and live inside a Module class of the user's own."""
     from .. import nn  # noqa: PLC0415
 
     return {
@@ -43,6 +45,7 @@ def _builtins() -> dict[str, type]:
         and issubclass(obj, Module)
         and obj.__module__.startswith("shardgrad.nn")
         and not name.startswith("_")
+        and not getattr(obj, "_not_in_specs", False)
     }
 
 
