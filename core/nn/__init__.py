@@ -51,7 +51,15 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from .normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+    RMSNorm,
+)
 from .padding import (
     ConstantPad1d,
     ConstantPad2d,
@@ -118,6 +126,8 @@ __all__ = [
     "Dropout2d",
     "LayerNorm",
     "RMSNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
     "GroupNorm",
     "BatchNorm1d",
     "BatchNorm2d",

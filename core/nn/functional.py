@@ -69,6 +69,7 @@ __all__ = [
     "rms_norm",
     "group_norm",
     "batch_norm",
+    "instance_norm",
     "embedding",
     "scaled_dot_product_attention",
     "pad",
@@ -1061,6 +1062,40 @@ def batch_norm(
     if bias is not None:
         shift = shift + bias
     return input * scale.reshape(param_shape) + shift.reshape(param_shape)
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each sample's channels over their own spatial positions. As torch does it: a
+    batch norm of a (1, N*C, ...) view, with per-channel tensors repeated for each sample and
+    running statistics averaged back over the samples."""
+    if input.ndim < 3:
+        raise ValueError(
+            f"instance_norm expects a batch, channels and positions, got {input.ndim}D"
+        )
+    n, c = input.shape[:2]
+    repeated = [
+        None if t is None else t.repeat(n) for t in (running_mean, running_var, weight, bias)
+    ]
+    out = batch_norm(
+        input.reshape(1, n * c, *input.shape[2:]), *repeated[:2], *repeated[2:],
+        use_input_stats, momentum, eps,
+    )  # fmt: skip
+    if use_input_stats:
+        with grad_mode.no_grad():
+            for running, updated in zip((running_mean, running_var), repeated[:2]):
+                if running is not None:
+                    running._data[...] = updated._data.reshape(n, c).mean(axis=0)
+                    running._bump_version()
+    return out.reshape(input.shape)
 
 
 def _blend(buf: Tensor, value, momentum: float) -> None:

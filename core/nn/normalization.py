@@ -1,4 +1,5 @@
-"""LayerNorm, RMSNorm, GroupNorm and BatchNorm1d/2d with torch's parameters, buffers and reprs.
+"""LayerNorm, RMSNorm, GroupNorm, BatchNorm1d/2d and InstanceNorm1d/2d with torch's parameters,
+buffers and reprs.
 
 BatchNorm keeps running statistics the way torch does: the running variance is the
 unbiased batch variance blended with `momentum` (or a cumulative average when momentum is
@@ -263,3 +264,50 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input: Tensor) -> None:
         if input.ndim != 4:
             raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+
+
+class _InstanceNorm(_NormBase):
+    """Per-sample, per-channel normalisation; running statistics only with
+    `track_running_stats` (used in eval mode then)."""
+
+    _spatial: int = 2
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        unbatched = self._spatial + 1
+        if input.ndim not in (unbatched, unbatched + 1):
+            raise ValueError(
+                f"expected {unbatched}D or {unbatched + 1}D input (got {input.ndim}D input)"
+            )
+        batched = input.ndim == unbatched + 1
+        x = input if batched else input.unsqueeze(0)
+        if x.shape[1] != self.num_features and self.affine:
+            raise ValueError(
+                f"expected input's size at dim=1 to match num_features ({self.num_features}), "
+                f"but got: {x.shape[1]}."
+            )
+        out = F.instance_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            self.training or not self.track_running_stats,
+            self.momentum if self.momentum is not None else 0.0, self.eps,
+        )  # fmt: skip
+        return out if batched else out.squeeze(0)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    _spatial = 2

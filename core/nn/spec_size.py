@@ -203,6 +203,12 @@ def _batch_norm(a: Mapping) -> SpecSize:
     return SpecSize(weights, 2 * n + 1 if tracked else 0)
 
 
+def _instance_norm(a: Mapping) -> SpecSize:
+    affine, tracked = _flag(a["affine"]), _flag(a["track_running_stats"])
+    n = _size(a["num_features"], "num_features") if affine or tracked else 0
+    return SpecSize(2 * n if affine else 0, 2 * n + 1 if tracked else 0)
+
+
 def _group_norm(a: Mapping) -> SpecSize:
     if not _flag(a["affine"]):
         return SpecSize()
@@ -351,6 +357,8 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "GroupNorm": _group_norm,
     "LayerNorm": _layer_norm,
     "RMSNorm": _rms_norm,
+    "InstanceNorm1d": _instance_norm,
+    "InstanceNorm2d": _instance_norm,
     "PReLU": _prelu,
     "RNN": _recurrent(1),
     "GRU": _recurrent(3),

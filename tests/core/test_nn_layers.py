@@ -124,6 +124,13 @@ LAYERS = [
     ("layer_norm_noaffine", lambda nn: nn.LayerNorm(6, elementwise_affine=False), (3, 6)),
     ("layer_norm_nobias", lambda nn: nn.LayerNorm(6, bias=False), (3, 6)),
     ("group_norm", lambda nn: nn.GroupNorm(2, 4), (3, 4, 5, 2)),
+    ("instance_norm_2d", lambda nn: nn.InstanceNorm2d(3), (4, 3, 5, 4)),
+    ("instance_norm_1d_unbatched", lambda nn: nn.InstanceNorm1d(3), (3, 6)),
+    (
+        "instance_norm_affine_tracked",
+        lambda nn: nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.3),
+        (4, 3, 2, 5),
+    ),
     ("batch_norm_1d", lambda nn: nn.BatchNorm1d(4), (6, 4)),
     ("batch_norm_1d_seq", lambda nn: nn.BatchNorm1d(4, momentum=0.3), (3, 4, 5)),
     ("batch_norm_2d", lambda nn: nn.BatchNorm2d(3), (4, 3, 5, 4)),
@@ -183,10 +190,12 @@ def test_layer_matches_torch(make, shape):
         compare_module(make(sg.nn), make(torch.nn), _input(shape))
 
 
-@pytest.mark.parametrize("make,shape", _params(lambda i: "batch_norm" in i))
+@pytest.mark.parametrize(
+    "make,shape", _params(lambda i: "batch_norm" in i or i == "instance_norm_affine_tracked")
+)
 def test_batch_norm_running_stats_and_eval(make, shape):
     """Three training steps move the running statistics exactly as torch's; eval then
-    normalises with them (outputs and gradients match)."""
+    normalises with them (outputs and gradients match). Instance norm tracks them too."""
     s, t = make(sg.nn).double(), make(torch.nn).double()
     for step in range(3):
         compare_module(s, t, _input(shape, seed=step))
@@ -194,7 +203,8 @@ def test_batch_norm_running_stats_and_eval(make, shape):
     t.eval()
     compare_module(s, t, _input(shape, seed=9))
     if t.num_batches_tracked is not None:
-        assert int(s.num_batches_tracked.item()) == int(t.num_batches_tracked.item()) == 3
+        counted = 3 if "BatchNorm" in type(s).__name__ else 0  # instance norm does not count
+        assert int(s.num_batches_tracked.item()) == int(t.num_batches_tracked.item()) == counted
 
 
 def test_maxpool_ties_go_to_first_maximum():

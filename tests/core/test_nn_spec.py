@@ -47,6 +47,8 @@ EXAMPLES = {
     "LayerNorm": lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False),
     "RMSNorm": lambda: nn.RMSNorm([2, 4], eps=1e-4),
     "SELU": lambda: nn.SELU(inplace=True),
+    "InstanceNorm1d": lambda: nn.InstanceNorm1d(3, affine=True),
+    "InstanceNorm2d": lambda: nn.InstanceNorm2d(4, track_running_stats=True, momentum=None),
     "ZeroPad1d": lambda: nn.ZeroPad1d(2),
     "ZeroPad2d": lambda: nn.ZeroPad2d((1, 2, 0, 1)),
     "ConstantPad1d": lambda: nn.ConstantPad1d((1, 0), 2.5),

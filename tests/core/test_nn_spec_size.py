@@ -73,6 +73,11 @@ VARIANTS = {
     "RMSNorm": [lambda: nn.RMSNorm(5), lambda: nn.RMSNorm((2, 3), elementwise_affine=False)],
     "PReLU": [lambda: nn.PReLU(), lambda: nn.PReLU(7)],
     "SELU": [lambda: nn.SELU()],
+    "InstanceNorm1d": [lambda: nn.InstanceNorm1d(3)],
+    "InstanceNorm2d": [
+        lambda: nn.InstanceNorm2d(4, affine=True),
+        lambda: nn.InstanceNorm2d(4, affine=True, track_running_stats=True),
+    ],
     "ZeroPad1d": [lambda: nn.ZeroPad1d(1)],
     "ZeroPad2d": [lambda: nn.ZeroPad2d(1)],
     "ConstantPad1d": [lambda: nn.ConstantPad1d(1, 0.5)],
