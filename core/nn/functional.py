@@ -215,11 +215,7 @@ def conv2d(
         raise RuntimeError(
             f"weight should have at least three dimensions, got weight of size {list(weight.shape)}"
         )
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(d <= 0 for d in dilation):
-        raise RuntimeError("dilation should be greater than zero")
+    stride, dilation = _stride_and_dilation(stride, dilation)
     kernel = tuple(weight.shape[2:])
     pads = _conv_padding(padding, kernel, stride, dilation)
     n, c, h, w = input.shape
@@ -253,6 +249,16 @@ def conv2d(
     return out.squeeze(0) if unbatched else out
 
 
+def _stride_and_dilation(stride, dilation) -> tuple[tuple, tuple]:
+    """(stride, dilation) as pairs, both positive, with torch's messages."""
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    return stride, dilation
+
+
 def conv_transpose2d(
     input: Tensor,
     weight: Tensor,
@@ -275,12 +281,8 @@ def conv_transpose2d(
         input = input.unsqueeze(0)
     if weight.ndim != 4:
         raise RuntimeError(f"weight should have four dimensions, got {list(weight.shape)}")
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride, dilation = _stride_and_dilation(stride, dilation)
     padding, output_padding = _pair(padding, "padding"), _pair(output_padding, "output_padding")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(d <= 0 for d in dilation):
-        raise RuntimeError("dilation should be greater than zero")
     if any(p < 0 for p in padding):
         raise RuntimeError("negative padding is not supported")
     for op, s, d in zip(output_padding, stride, dilation):

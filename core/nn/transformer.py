@@ -34,7 +34,46 @@ def generate_square_subsequent_mask(size: int, device=None, dtype=None) -> Tenso
     return factory.full((size, size), float("-inf"), device=device, dtype=dtype).triu(1)
 
 
-class TransformerEncoderLayer(Module):
+class _Layer(Module):
+    """What the encoder and decoder layers share: their attention modules (`_attentions`), a
+    feed-forward block, then one LayerNorm and one Dropout per residual block, registered in
+    torch's order so that state-dict keys come out as torch's."""
+
+    _attentions: tuple[str, ...] = ("self_attn",)
+
+    def __init__(
+        self, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
+        norm_first, bias, device, dtype,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        _plain_values(
+            d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=dropout,
+            layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
+            bias=bias,
+        )  # fmt: skip
+        where = {"device": device, "dtype": dtype}
+        for name in self._attentions:
+            attention = MultiheadAttention(
+                d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **where
+            )
+            setattr(self, name, attention)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **where)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **where)
+        self.norm_first = norm_first
+        blocks = len(self._attentions) + 1
+        for i in range(1, blocks + 1):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where))
+        for i in range(1, blocks + 1):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = _activation(activation)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        last = getattr(self, f"dropout{len(self._attentions) + 1}")
+        return last(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerEncoderLayer(_Layer):
     def __init__(
         self,
         d_model: int,
@@ -49,25 +88,10 @@ class TransformerEncoderLayer(Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        _plain_values(
-            d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=dropout,
-            layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
-            bias=bias,
+        super().__init__(
+            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
+            norm_first, bias, device, dtype,
         )  # fmt: skip
-        where = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **where
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **where)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **where)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _activation(activation)
 
     def forward(
         self,
@@ -94,9 +118,6 @@ class TransformerEncoderLayer(Module):
             is_causal=is_causal,
         )[0]
         return self.dropout1(out)
-
-    def _feed_forward(self, x: Tensor) -> Tensor:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 class TransformerEncoder(Module):
@@ -137,7 +158,9 @@ class TransformerEncoder(Module):
         return out if self.norm is None else self.norm(out)
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_Layer):
+    _attentions = ("self_attn", "multihead_attn")
+
     def __init__(
         self,
         d_model: int,
@@ -152,27 +175,10 @@ class TransformerDecoderLayer(Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        _plain_values(
-            d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=dropout,
-            layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
-            bias=bias,
+        super().__init__(
+            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
+            norm_first, bias, device, dtype,
         )  # fmt: skip
-        where = {"device": device, "dtype": dtype}
-        attention = {"dropout": dropout, "bias": bias, "batch_first": batch_first, **where}
-        self.self_attn = MultiheadAttention(d_model, nhead, **attention)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, **attention)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **where)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **where)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **where)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation)
 
     def forward(
         self,
@@ -216,9 +222,6 @@ class TransformerDecoderLayer(Module):
             is_causal=is_causal, need_weights=False,
         )[0]  # fmt: skip
         return self.dropout2(out)
-
-    def _feed_forward(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 class TransformerDecoder(Module):

@@ -155,6 +155,25 @@ def effective_grad(xp, p, g, weight_decay: float, maximize: bool, out):
     return out
 
 
+def decayed_grad(xp, p, g, weight_decay: float, decay, maximize: bool, out):
+    """The Adam family's gradient: with `decay` (decoupled weight decay, AdamW's
+    `param.mul_(1 - lr * weight_decay)`) the parameter shrinks first and the gradient is only
+    negated under `maximize`; without it the decay goes into the gradient (`effective_grad`)."""
+    if decay is None:
+        return effective_grad(xp, p, g, weight_decay, maximize, out)
+    if weight_decay != 0:
+        xp.multiply(p, decay, out=p)
+    return effective_grad(xp, p, g, 0, maximize, out)
+
+
+def second_moment_(xp, exp_avg_sq, g, beta2: float, tmp) -> None:
+    """`exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)`, in torch's order."""
+    xp.multiply(g, 1 - beta2, out=tmp)
+    xp.multiply(tmp, g, out=tmp)
+    xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
+    xp.add(exp_avg_sq, tmp, out=exp_avg_sq)
+
+
 def lerp_(xp, start, end, weight: float, tmp) -> None:
     """`start.lerp_(end, weight)` with torch's two formulas (chosen by |weight| < 0.5)."""
     xp.subtract(end, start, out=tmp)

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import _cuda
-from ._arrays import effective_grad, launch, lerp_, state_like
-from .optimizer import Optimizer, ParamsT, bump_step, reject_unsupported, scalar_tensor, to_scalar
+from ._arrays import decayed_grad, launch, lerp_, second_moment_, state_like
+from .optimizer import (
+    Optimizer,
+    ParamsT,
+    bump_step,
+    check_adam_args,
+    reject_unsupported,
+    scalar_tensor,
+    to_scalar,
+)
 
 __all__ = ["Adam"]
 
@@ -31,18 +39,7 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_adam_args(lr, betas, eps, weight_decay)
         if not (
             (isinstance(betas[0], float) and isinstance(betas[1], float))
             or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor))
@@ -132,18 +129,9 @@ def _adam_kernel(
     step_size,
     bias_correction2_sqrt,
 ):
-    if decay is not None:
-        if wd != 0:
-            xp.multiply(p, decay, out=p)  # param.mul_(1 - lr * weight_decay)
-        g = effective_grad(xp, p, g, 0, maximize, s0)
-    else:
-        g = effective_grad(xp, p, g, wd, maximize, s0)
+    g = decayed_grad(xp, p, g, wd, decay, maximize, s0)
     lerp_(xp, exp_avg, g, 1 - beta1, s1)
-    # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    xp.multiply(g, 1 - beta2, out=s1)
-    xp.multiply(s1, g, out=s1)
-    xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    xp.add(exp_avg_sq, s1, out=exp_avg_sq)
+    second_moment_(xp, exp_avg_sq, g, beta2, s1)
     second = exp_avg_sq
     if max_exp_avg_sq is not None:
         xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from ._arrays import effective_grad, launch, lerp_, state_like
-from .optimizer import Optimizer, ParamsT, bump_step, reject_unsupported, scalar_tensor, to_scalar
+from .optimizer import (
+    Optimizer,
+    ParamsT,
+    bump_step,
+    check_adam_args,
+    reject_unsupported,
+    scalar_tensor,
+    to_scalar,
+)
 
 __all__ = ["Adamax"]
 
@@ -26,7 +34,7 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        check_adam_family(lr, betas, eps, weight_decay)
+        check_adam_args(lr, betas, eps, weight_decay)
         reject_unsupported(capturable=capturable, differentiable=differentiable)
         defaults = {
             "lr": lr, "betas": (float(betas[0]), float(betas[1])), "eps": eps,
@@ -76,19 +84,3 @@ def _adamax_kernel(xp, s0, s1, p, g, exp_avg, exp_inf, *, beta1, beta2, eps, wd,
     xp.multiply(exp_avg, -clr, out=s1)
     xp.divide(s1, exp_inf, out=s1)
     xp.add(p, s1, out=p)
-
-
-def check_adam_family(lr, betas, eps: float, weight_decay: float) -> None:
-    """torch's argument checks shared by the Adam-like optimizers."""
-    if isinstance(lr, Tensor) and lr.numel() != 1:
-        raise ValueError("Tensor lr must be 1-element")
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")

@@ -4,9 +4,16 @@ torch's single-tensor updates operation by operation."""
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._arrays import effective_grad, launch, lerp_, state_like
-from .adamax import check_adam_family
-from .optimizer import Optimizer, ParamsT, bump_step, reject_unsupported, scalar_tensor, to_scalar
+from ._arrays import decayed_grad, launch, lerp_, second_moment_, state_like
+from .optimizer import (
+    Optimizer,
+    ParamsT,
+    bump_step,
+    check_adam_args,
+    reject_unsupported,
+    scalar_tensor,
+    to_scalar,
+)
 
 __all__ = ["NAdam", "RAdam"]
 
@@ -31,7 +38,7 @@ class NAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        check_adam_family(lr, betas, eps, weight_decay)
+        check_adam_args(lr, betas, eps, weight_decay)
         if not 0.0 <= momentum_decay:
             raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
         reject_unsupported(capturable=capturable, differentiable=differentiable)
@@ -87,14 +94,9 @@ def _nadam_kernel(
     xp, s0, s1, p, g, exp_avg, exp_avg_sq, *,
     beta1, beta2, eps, wd, decay, maximize, bias_correction2, grad_step, avg_step,
 ):  # fmt: skip
-    if decay is not None:
-        if wd != 0:
-            xp.multiply(p, decay, out=p)  # param.mul_(1 - lr * weight_decay)
-        g = effective_grad(xp, p, g, 0, maximize, s0)
-    else:
-        g = effective_grad(xp, p, g, wd, maximize, s0)
+    g = decayed_grad(xp, p, g, wd, decay, maximize, s0)
     lerp_(xp, exp_avg, g, 1 - beta1, s1)
-    _second_moment(xp, exp_avg_sq, g, beta2, s1)
+    second_moment_(xp, exp_avg_sq, g, beta2, s1)
     # denom = exp_avg_sq.div(bias_correction2).sqrt().add_(eps)
     xp.divide(exp_avg_sq, bias_correction2, out=s1)
     xp.sqrt(s1, out=s1)
@@ -126,7 +128,7 @@ class RAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        check_adam_family(lr, betas, eps, weight_decay)
+        check_adam_args(lr, betas, eps, weight_decay)
         reject_unsupported(capturable=capturable, differentiable=differentiable)
         defaults = {
             "lr": lr, "betas": (float(betas[0]), float(betas[1])), "eps": eps,
@@ -185,14 +187,9 @@ def _radam_kernel(
     xp, s0, s1, p, g, exp_avg, exp_avg_sq, *,
     beta1, beta2, eps, wd, decay, maximize, lr, bias_correction1, bias_correction2_sqrt, rect,
 ):  # fmt: skip
-    if decay is not None:
-        if wd != 0:
-            xp.multiply(p, decay, out=p)
-        g = effective_grad(xp, p, g, 0, maximize, s0)
-    else:
-        g = effective_grad(xp, p, g, wd, maximize, s0)
+    g = decayed_grad(xp, p, g, wd, decay, maximize, s0)
     lerp_(xp, exp_avg, g, 1 - beta1, s1)
-    _second_moment(xp, exp_avg_sq, g, beta2, s1)
+    second_moment_(xp, exp_avg_sq, g, beta2, s1)
     # the gradient is spent: s0 holds (exp_avg / bias_correction1) * lr
     xp.divide(exp_avg, bias_correction1, out=s0)
     xp.multiply(s0, lr, out=s0)
@@ -204,11 +201,3 @@ def _radam_kernel(
         xp.multiply(s0, s1, out=s0)
         xp.multiply(s0, rect, out=s0)
     xp.subtract(p, s0, out=p)  # param.add_(..., alpha=-1.0)
-
-
-def _second_moment(xp, exp_avg_sq, g, beta2: float, tmp) -> None:
-    """exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), as Adam writes it."""
-    xp.multiply(g, 1 - beta2, out=tmp)
-    xp.multiply(tmp, g, out=tmp)
-    xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    xp.add(exp_avg_sq, tmp, out=exp_avg_sq)

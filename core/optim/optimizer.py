@@ -71,6 +71,22 @@ def bump_step(state: dict) -> float:
     return float(st)
 
 
+def check_adam_args(lr, betas, eps: float, weight_decay: float) -> None:
+    """torch's argument checks shared by the Adam family (Adam, AdamW, NAdam, RAdam, Adamax)."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
 def reject_unsupported(**flags: bool) -> None:
     """Refuse torch options whose semantics shardgrad does not provide (graph-capture and
     differentiable steps). `foreach` and `fused` are accepted and change nothing: every update
