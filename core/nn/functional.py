@@ -16,7 +16,7 @@ import numpy as np
 from .. import _dtype
 from .. import random as _random
 from ..autograd import grad_mode
-from ..backend import xp_of
+from ..backend import on_device, xp_of
 from ..ops import composite as _composite
 from ..ops import elementwise as _ew
 from ..ops import nn_ops as _nn
@@ -897,10 +897,7 @@ def index_select_1d(x: Tensor, dim: int, index: np.ndarray, like: Tensor) -> Ten
 
 
 def _as_device_tensor(array: np.ndarray, like: Tensor) -> Tensor:
-    if isinstance(like._data, np.ndarray):
-        return Tensor._make(array)
-    with like._data.device:
-        return Tensor._make(xp_of(like._data).asarray(array))
+    return Tensor._make(on_device(array, like._data))
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):

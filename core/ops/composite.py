@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from ..backend import CPU, on_device, to_device
 from ..tensor import Tensor, _wrap_dim
 from .indexing import index_select
 from .join import cat
@@ -118,18 +119,12 @@ def _counts(repeats: Tensor, size: int) -> np.ndarray:
     return counts
 
 
-def _host(t: Tensor):
-    data = t._data
-    return data if isinstance(data, np.ndarray) else data.get()
+def _host(t: Tensor) -> np.ndarray:
+    return to_device(t._data, CPU)
 
 
 def _to_device(index: np.ndarray, like: Tensor):
-    if isinstance(like._data, np.ndarray):
-        return index.astype(np.int64)
-    from ..backend import xp_of  # noqa: PLC0415
-
-    with like._data.device:
-        return xp_of(like._data).asarray(index.astype(np.int64))
+    return on_device(index.astype(np.int64), like._data)
 
 
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
