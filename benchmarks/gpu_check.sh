@@ -161,7 +161,7 @@ for r in bench.get("results", []):
     flag = "" if tgt is None or r["ratio"] <= tgt else "  MISS"
     old = before.get(r["workload"])
     print(f"{r['workload']:<4} {r['desc']:<29} {r['shardgrad_ms']:>12.3f} {r['torch_ms']:>9.3f} "
-          f"{r['ratio']:>6.2f} {tgt if tgt else '-':>6} {old if old is None else round(old, 3):>11}"
+          f"{r['ratio']:>6.2f} {tgt if tgt else '-':>6} {'-' if old is None else round(old, 3):>11}"
           f"{flag}")
 print(f"total {summary['total_s']}s; JSON in {os.path.join(out, 'gpu_check.json')}")
 EOF

@@ -5,6 +5,7 @@ Workloads (the CUDA backend's targets):
   G2  MLP 784-512-512-10, batch 4096, SGD momentum          target <= 1.5x torch
   G3  CNN (W3 of core_step.py) on 28x28, batch 256          report
   G4  transformer-block MLP 4096->16384->4096 (GELU), batch 64, float32   target <= 1.5x torch
+  G5  2 transformer encoder layers, d_model 256, 8 heads, 32 x 128 tokens, Adam   report
 
 Both systems start from identical weights. Each step ends with a device synchronize so the
 timings are wall-clock GPU time; blocks of steps are interleaved between the two systems.
@@ -95,6 +96,48 @@ def make_step(lib, kind, weights, xshape, n_classes, device, rng_seed):
     return step
 
 
+def transformer_steps(device, dry: bool) -> dict:
+    """G5: the same encoder in both libraries, torch's weights copied into shardgrad's,
+    mean-pooled into a linear classifier, Adam."""
+    import torch
+
+    import shardgrad as sg
+
+    batch, tokens, width, heads = (4, 8, 32, 4) if dry else (32, 128, 256, 8)
+
+    def model(lib):
+        layer = lib.nn.TransformerEncoderLayer(
+            width, heads, 4 * width, dropout=0.0, batch_first=True
+        )
+        return lib.nn.ModuleDict(
+            {"encoder": lib.nn.TransformerEncoder(layer, 2), "head": lib.nn.Linear(width, 10)}
+        )
+
+    torch.manual_seed(0)
+    theirs = model(torch)
+    mine = model(sg)
+    mine.load_state_dict({k: sg.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, tokens, width)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    steps = {}
+    for name, lib, m in (("shardgrad", sg, mine), ("torch", torch, theirs)):
+        m = m.to(device)
+        opt = lib.optim.Adam(m.parameters(), lr=1e-3)
+        loss_fn = lib.nn.CrossEntropyLoss()
+        xs, ys = lib.from_numpy(x).to(device), lib.from_numpy(y).to(device)
+
+        def step(m=m, opt=opt, loss_fn=loss_fn, xs=xs, ys=ys):
+            opt.zero_grad()
+            loss = loss_fn(m["head"](m["encoder"](xs).mean(1)), ys)
+            loss.backward()
+            opt.step()
+            return loss
+
+        steps[name] = step
+    return steps
+
+
 def sync(lib, device):
     if device != "cpu":
         lib.cuda.synchronize()
@@ -122,12 +165,13 @@ def time_pair(steps, device, blocks, per_block):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-TARGETS = {"G1": None, "G2": 1.5, "G3": None, "G4": 1.5}
+TARGETS = {"G1": None, "G2": 1.5, "G3": None, "G4": 1.5, "G5": None}
 DESCS = {
     "G1": "MLP 784-512-512-10 b128",
     "G2": "MLP 784-512-512-10 b4096",
     "G3": "CNN 28x28 b256",
     "G4": "MLP 4096-16384-4096 b64 fp32",
+    "G5": "2 encoder layers d256 32x128",
 }
 
 
@@ -155,15 +199,18 @@ def main() -> int:
         f"{'':4} {'workload':30} {'shardgrad ms':>13} {'torch ms':>10} {'ratio':>7} {'target':>7}"
     )
     rows = []
-    for name in ("G1", "G2", "G3", "G4"):
+    for name in ("G1", "G2", "G3", "G4", "G5"):
         try:
-            kind, weights, xshape, n_classes = workload(
-                name, np.random.default_rng(0), args.dry_run
-            )
-            steps = {
-                "shardgrad": make_step(sg, kind, weights, xshape, n_classes, device, 1),
-                "torch": make_step(torch, kind, weights, xshape, n_classes, device, 1),
-            }
+            if name == "G5":
+                steps = transformer_steps(device, args.dry_run)
+            else:
+                kind, weights, xshape, n_classes = workload(
+                    name, np.random.default_rng(0), args.dry_run
+                )
+                steps = {
+                    "shardgrad": make_step(sg, kind, weights, xshape, n_classes, device, 1),
+                    "torch": make_step(torch, kind, weights, xshape, n_classes, device, 1),
+                }
             res = time_pair(steps, device, blocks, per_block)
             ratio = res["shardgrad"] / res["torch"]
             target = TARGETS[name]
