@@ -7,6 +7,7 @@ numbers follow torch's.
 from __future__ import annotations
 
 from . import _allocator, _dtype, autograd, backend, data, nn, optim, serialization
+from . import factory as _factory
 from ._dtype import (
     bool_,
     double,
@@ -61,12 +62,14 @@ from .ops import *  # noqa: F403 - the op families' public functions
 from .random import get_rng_state, initial_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensor import Size, Tensor
+from .tensor import install_methods as _install_methods
 
 bool = bool_  # noqa: A001 - torch.bool
 FloatTensor = DoubleTensor = LongTensor = None  # legacy constructors are not provided
 
 __version__ = "0.1.0"
 
+_install_methods(_factory.TENSOR_METHODS)  # x.new_zeros(...) and kin
 _allocator.tune_on_import()  # steps reuse their pages instead of faulting them in again
 
 

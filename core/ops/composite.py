@@ -6,6 +6,7 @@ the ops it is made of; nothing here has a backward of its own.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -164,10 +165,49 @@ def pairwise_distance(
     return (x1 - x2 + eps).norm(p, dim=dim, keepdim=keepdim)
 
 
+def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The mean of the values that are not nan."""
+    if not input.is_floating_point():
+        raise RuntimeError(
+            f"nanmean(): expected input to have floating point dtype but got {input.dtype}"
+        )
+    if dtype is not None:
+        input = input.to(dtype)
+    kept = input.isnan().logical_not()
+    total = input.nansum(dim, keepdim=keepdim)
+    return total / kept.sum(dim, keepdim=keepdim).to(total.dtype)
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given."""
+    p = input if eps is None else input.clamp(eps, 1 - eps)
+    return (p / (1 - p)).log()
+
+
+def deg2rad(input: Tensor) -> Tensor:
+    return input * (math.pi / 180)
+
+
+def rad2deg(input: Tensor) -> Tensor:
+    return input * (180 / math.pi)
+
+
+def sinc(input: Tensor) -> Tensor:
+    """sin(pi x) / (pi x), and 1 at 0 (where the gradient is 0, not 0/0)."""
+    at_zero = input == 0
+    safe = input.masked_fill(at_zero, 1.0) * math.pi
+    return (safe.sin() / safe).masked_fill(at_zero, 1.0)
+
+
 TENSOR_METHODS = {
     "trace": trace,
     "diff": diff,
     "repeat_interleave": repeat_interleave,
+    "nanmean": nanmean,
+    "logit": logit,
+    "deg2rad": deg2rad,
+    "rad2deg": rad2deg,
+    "sinc": sinc,
 }
 
 __all__ = [
@@ -178,4 +218,9 @@ __all__ = [
     "cdist",
     "cosine_similarity",
     "pairwise_distance",
+    "nanmean",
+    "logit",
+    "deg2rad",
+    "rad2deg",
+    "sinc",
 ]

@@ -156,3 +156,38 @@ def test_bernoulli_and_normal_statistics():
     assert tuple(fixed.shape) == (4, 5) and fixed.dtype == sg.float32
     with pytest.raises(RuntimeError, match="std >= 0.0"):
         sg.normal(sg.zeros(3), sg.tensor([1.0, -1.0, 1.0]))
+
+
+NANS = np.array([[0.1, np.nan, 0.5, 0.3], [0.9, 0.2, np.nan, np.nan], [0.4, 0.6, 0.7, 0.05]])
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib, a: lib.nanmean(a),
+        lambda lib, a: a.nanmean(dim=1, keepdim=True),
+        lambda lib, a: a.nan_to_num(0.5).logit(),
+        lambda lib, a: lib.logit(a.nan_to_num(0.0), eps=1e-3),
+        lambda lib, a: lib.sinc(a.nan_to_num(0.0) - 0.1),
+        lambda lib, a: lib.sinc(lib.zeros_like(a)) * a.nan_to_num(1.0),
+        lambda lib, a: a.deg2rad().nan_to_num(),
+        lambda lib, a: lib.rad2deg(a).nan_to_num(),
+    ],
+    ids=["nanmean", "nanmean dim", "logit", "logit eps", "sinc", "sinc at 0", "deg2rad", "rad2deg"],
+)
+def test_nan_aware_and_elementwise_compositions_match_torch(fn):
+    _both(fn, NANS)
+
+
+def test_new_tensor_methods_take_the_tensors_dtype_and_device():
+    for lib in (sg, torch):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        made = [
+            x.new_zeros(2, 3), x.new_ones((2,)), x.new_empty(4), x.new_full((2,), 7),
+            x.new_tensor([1, 2]),
+        ]  # fmt: skip
+        assert all(t.dtype == lib.float64 for t in made)
+        assert [tuple(t.shape) for t in made] == [(2, 3), (2,), (4,), (2,), (2,)]
+        assert x.new_zeros(2, dtype=lib.int64).dtype == lib.int64
+        assert x.new_ones(2, requires_grad=True).requires_grad
+        np.testing.assert_array_equal(_np(made[3]), [7.0, 7.0])
