@@ -17,7 +17,6 @@ workers) keep more: see shardgrad.worker.memory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -31,7 +30,9 @@ def retain_freed_memory(trim_bytes: int = 256 << 20, mmap_bytes: int = 32 << 20)
     if not sys.platform.startswith("linux"):
         return False
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        # The process's own symbols hold the C library's: no ldconfig run at every import,
+        # as ctypes.util.find_library does (about 2 ms)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
