@@ -42,9 +42,19 @@ class _Layer(Module):
     _attentions: tuple[str, ...] = ("self_attn",)
 
     def __init__(
-        self, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-        norm_first, bias, device, dtype,
-    ) -> None:  # fmt: skip
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Tensor], Tensor] = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         _plain_values(
             d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=dropout,
@@ -68,31 +78,19 @@ class _Layer(Module):
             setattr(self, f"dropout{i}", Dropout(dropout))
         self.activation = _activation(activation)
 
+    def _self_attention(self, x, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
+        out = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+            is_causal=is_causal, need_weights=False,
+        )[0]  # fmt: skip
+        return self.dropout1(out)
+
     def _feed_forward(self, x: Tensor) -> Tensor:
         last = getattr(self, f"dropout{len(self._attentions) + 1}")
         return last(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 class TransformerEncoderLayer(_Layer):
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-            norm_first, bias, device, dtype,
-        )  # fmt: skip
-
     def forward(
         self,
         src: Tensor,
@@ -102,22 +100,10 @@ class TransformerEncoderLayer(_Layer):
     ) -> Tensor:
         x = src
         if self.norm_first:
-            x = x + self._attention(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            x = x + self._self_attention(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
             return x + self._feed_forward(self.norm2(x))
-        x = self.norm1(x + self._attention(x, src_mask, src_key_padding_mask, is_causal))
+        x = self.norm1(x + self._self_attention(x, src_mask, src_key_padding_mask, is_causal))
         return self.norm2(x + self._feed_forward(x))
-
-    def _attention(self, x, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
-        out = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=False,
-            is_causal=is_causal,
-        )[0]
-        return self.dropout1(out)
 
 
 class TransformerEncoder(Module):
@@ -161,25 +147,6 @@ class TransformerEncoder(Module):
 class TransformerDecoderLayer(_Layer):
     _attentions = ("self_attn", "multihead_attn")
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-            norm_first, bias, device, dtype,
-        )  # fmt: skip
-
     def forward(
         self,
         tgt: Tensor,
@@ -208,13 +175,6 @@ class TransformerDecoderLayer(_Layer):
             )
         )
         return self.norm3(x + self._feed_forward(x))
-
-    def _self_attention(self, x, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
-        out = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-            is_causal=is_causal, need_weights=False,
-        )[0]  # fmt: skip
-        return self.dropout1(out)
 
     def _memory_attention(self, x, memory, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
         out = self.multihead_attn(
