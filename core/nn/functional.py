@@ -203,14 +203,7 @@ def conv2d(
     dilation=1,
     groups: int = 1,
 ) -> Tensor:
-    if input.ndim not in (3, 4):
-        raise RuntimeError(
-            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
-            f"{list(input.shape)}"
-        )
-    unbatched = input.ndim == 3
-    if unbatched:
-        input = input.unsqueeze(0)
+    input, unbatched = _as_image_batch(input, "conv2d")
     if weight.ndim != 4:
         raise RuntimeError(
             f"weight should have at least three dimensions, got weight of size {list(weight.shape)}"
@@ -249,6 +242,17 @@ def conv2d(
     return out.squeeze(0) if unbatched else out
 
 
+def _as_image_batch(input: Tensor, name: str) -> tuple[Tensor, bool]:
+    """(a 4-D batch, whether the input was one unbatched 3-D image), with torch's message."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to {name}, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    unbatched = input.ndim == 3
+    return (input.unsqueeze(0) if unbatched else input), unbatched
+
+
 def _stride_and_dilation(stride, dilation) -> tuple[tuple, tuple]:
     """(stride, dilation) as pairs, both positive, with torch's messages."""
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
@@ -271,14 +275,7 @@ def conv_transpose2d(
 ) -> Tensor:
     """The transposed convolution: Conv2d's input gradient for an input of the output's size
     (weight (in, out / groups, kh, kw), as torch lays it out)."""
-    if input.ndim not in (3, 4):
-        raise RuntimeError(
-            "Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input "
-            f"of size: {list(input.shape)}"
-        )
-    unbatched = input.ndim == 3
-    if unbatched:
-        input = input.unsqueeze(0)
+    input, unbatched = _as_image_batch(input, "conv_transpose2d")
     if weight.ndim != 4:
         raise RuntimeError(f"weight should have four dimensions, got {list(weight.shape)}")
     stride, dilation = _stride_and_dilation(stride, dilation)
