@@ -67,7 +67,6 @@ from .padding import (
     ReflectionPad2d,
     ReplicationPad1d,
     ReplicationPad2d,
-    Upsample,
     ZeroPad1d,
     ZeroPad2d,
 )
@@ -83,6 +82,7 @@ from .transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from .upsampling import Upsample
 
 __all__ = [
     "Module",

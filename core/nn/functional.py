@@ -859,7 +859,7 @@ def interpolate(
     for axis, (n_in, n_out, given) in enumerate(zip(in_sizes, out_sizes, scales)):
         dim = axis + 2
         if mode == "nearest":
-            out = index_select_1d(out, dim, _nearest_source(n_in, n_out, given), input)
+            out = _index_along(out, dim, _nearest_source(n_in, n_out, given), input)
         else:
             out = _linear_resample(out, dim, n_in, n_out, given, bool(align_corners), input)
     return out
@@ -885,11 +885,11 @@ def _linear_resample(x, dim: int, n_in: int, n_out: int, scale_factor, align_cor
     shape = [1] * x.ndim
     shape[dim] = n_out
     w = _as_device_tensor(weight.reshape(shape), like)
-    near, far = index_select_1d(x, dim, lo, like), index_select_1d(x, dim, hi, like)
+    near, far = _index_along(x, dim, lo, like), _index_along(x, dim, hi, like)
     return near + (far - near) * w
 
 
-def index_select_1d(x: Tensor, dim: int, index: np.ndarray, like: Tensor) -> Tensor:
+def _index_along(x: Tensor, dim: int, index: np.ndarray, like: Tensor) -> Tensor:
     return x.index_select(dim, _as_device_tensor(index, like))
 
 
