@@ -41,6 +41,18 @@ def _step(mode: str, gi: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh
     return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
 
 
+def _suffix(layer: int, direction: int) -> str:
+    """The name suffix of a layer's parameters in one direction: `_l1`, `_l1_reverse`."""
+    return f"_l{layer}" + ("_reverse" if direction else "")
+
+
+def _uniform_init(module: Module) -> None:
+    """torch's init for recurrent weights and biases alike: uniform(+-1/sqrt(hidden))."""
+    bound = 1.0 / math.sqrt(module.hidden_size)
+    for weight in module.parameters():
+        init.uniform_(weight, -bound, bound)
+
+
 class RNNBase(Module):
     def __init__(
         self,
@@ -74,11 +86,10 @@ class RNNBase(Module):
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
         directions = 2 if bidirectional else 1
         gate_size = _GATES[mode] * hidden_size
-        self._flat_weights_names = []
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * directions
             for direction in range(directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                suffix = _suffix(layer, direction)
                 shapes = [
                     ("weight_ih", (gate_size, layer_input)),
                     ("weight_hh", (gate_size, hidden_size)),
@@ -91,13 +102,10 @@ class RNNBase(Module):
                         name + suffix,
                         Parameter(factory.empty(*shape, device=device, dtype=dtype)),
                     )
-                    self._flat_weights_names.append(name + suffix)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            init.uniform_(weight, -bound, bound)
+        _uniform_init(self)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -177,7 +185,7 @@ class RNNBase(Module):
 
     def _run(self, layer: int, direction: int, x: Tensor, h: Tensor, c):
         """One layer in one direction over the whole sequence: (outputs (L, N, H), h, c)."""
-        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        suffix = _suffix(layer, direction)
         w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
         b_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
         b_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
@@ -246,9 +254,7 @@ class RNNCellBase(Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        bound = 1.0 / math.sqrt(hidden_size)
-        for weight in self.parameters():
-            init.uniform_(weight, -bound, bound)
+        _uniform_init(self)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
