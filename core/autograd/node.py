@@ -122,7 +122,9 @@ class Op(Node):
             raise
         finally:
             loud(token)
-        if type(out) is not np.ndarray and type(out) is not tuple:
+        if type(out) is tuple:
+            out = tuple(o if type(o) is np.ndarray else _as_array(o) for o in out)
+        elif type(out) is not np.ndarray:
             out = _as_array(out)
         if not (any_grad and grad_mode.state.enabled):
             if type(out) is tuple:
