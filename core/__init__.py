@@ -6,7 +6,7 @@ numbers follow torch's.
 
 from __future__ import annotations
 
-from . import _allocator, _dtype, autograd, backend, data, nn, optim, serialization
+from . import _allocator, _dtype, autograd, backend, data, linalg, nn, optim, serialization
 from . import factory as _factory
 from ._dtype import (
     bool_,
@@ -59,6 +59,11 @@ from .factory import (
     zeros_like,
 )
 from .ops import *  # noqa: F403 - the op families' public functions
+from .ops.matrix_functions import torch_cholesky as cholesky
+from .ops.matrix_functions import torch_cross as cross
+from .ops.matrix_functions import torch_qr as qr
+from .ops.matrix_functions import torch_slogdet as slogdet
+from .ops.matrix_functions import torch_svd as svd
 from .random import get_rng_state, initial_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensor import Size, Tensor

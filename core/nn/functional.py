@@ -21,7 +21,7 @@ from ..ops import composite as _composite
 from ..ops import elementwise as _ew
 from ..ops import nn_ops as _nn
 from ..ops._util import check_same_device
-from ..ops.linalg import linear as _linear
+from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 
 __all__ = [

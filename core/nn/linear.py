@@ -1,4 +1,4 @@
-"""Identity and Linear (y = x W^T + b, one fused GEMM through `ops.linalg.linear`)."""
+"""Identity and Linear (y = x W^T + b, one fused GEMM through `ops.products.linear`)."""
 
 from __future__ import annotations
 

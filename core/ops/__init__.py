@@ -7,12 +7,14 @@ from ..tensor import install_methods
 from . import (
     composite,
     convert,
+    decompositions,
     elementwise,
     indexing,
     inplace,
     join,
-    linalg,
+    matrix_functions,
     nn_ops,
+    products,
     reduce,
     sampling,
     shape,
@@ -23,16 +25,17 @@ from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .join import *  # noqa: F403
-from .linalg import *  # noqa: F403
+from .matrix_functions import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
+from .products import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403
 
 _FAMILIES = (
-    elementwise, reduce, shape, join, sorting, linalg, indexing, convert, inplace, nn_ops,
-    composite, sampling,
+    elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
+    composite, sampling, matrix_functions,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -566,8 +566,12 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         input = input.to(target)
     if p is None or p == "fro":
         p = 2.0
+    elif p == "nuc":  # the nuclear norm: a matrix norm, through the SVD
+        from .matrix_functions import matrix_norm  # noqa: PLC0415 - it imports this module
+
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim)
     elif isinstance(p, str):
-        raise NotImplementedError(f"norm: p='{p}' (matrix norms other than 'fro') is not supported")
+        raise RuntimeError(f"norm: p='{p}' is not a norm (expected 'fro', 'nuc' or a number)")
     dims = _dims(dim, input._data.ndim)
     if dims is not None and p in (float("inf"), float("-inf")):
         _check_nonempty("linalg.vector_norm", input, dims)

@@ -104,6 +104,7 @@ _REUSED = (
     "test_ops_reduce",
     "test_ops_shape",
     "test_ops_indexing",
+    "test_linalg",
     "test_nn_layers",
     "test_nn_loss",
     "test_nn_attention",

@@ -96,6 +96,8 @@ def _wrap(x):
         return ndarray(np.asarray(x))
     if type(x) is tuple:
         return tuple(_wrap(v) for v in x)
+    if isinstance(x, tuple):  # numpy's named results (linalg's QRResult, SVDResult, ...)
+        return type(x)(*(_wrap(v) for v in x))
     if type(x) is list:
         return [_wrap(v) for v in x]
     return x

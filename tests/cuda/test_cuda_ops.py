@@ -1,8 +1,9 @@
-"""Math, shape and indexing ops on the GPU against torch: the CPU suite's tables (values,
+"""Math, shape, indexing and linalg ops on the GPU against torch: the CPU suite's tables (values,
 dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device='cuda'."""
 
 from __future__ import annotations
 
+import test_linalg as linalg_tests
 import test_ops_indexing as indexing_tests
 import test_ops_math as math_tests
 import test_ops_reduce as reduce_tests
@@ -58,3 +59,12 @@ test_scatter_multiply_repeated = on_target(
 )
 test_one_hot = on_target(indexing_tests.test_one_hot_matches_torch)
 test_nonzero = on_target(indexing_tests.test_nonzero_and_argwhere)
+
+# torch.linalg: inverses, solves, factorizations (cupy's cuSOLVER routines on a GPU)
+test_linalg_inverses = on_target(linalg_tests.test_inverses_and_determinants_match_torch)
+test_linalg_solve = on_target(linalg_tests.test_solve_matches_torch)
+test_linalg_factorizations = on_target(linalg_tests.test_factorizations_match_torch)
+test_linalg_spectral = on_target(linalg_tests.test_spectral_decompositions_match_torch)
+test_linalg_second_derivatives = on_target(linalg_tests.test_second_derivatives_match_torch)
+test_linalg_norms = on_target(linalg_tests.test_norms_match_torch)
+test_linalg_products = on_target(linalg_tests.test_products_match_torch)
