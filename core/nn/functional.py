@@ -23,6 +23,21 @@ from ..ops import nn_ops as _nn
 from ..ops._util import check_same_device
 from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
+from ._reduction import apply as _reduce
+from ._reduction import resolve as _reduction
+from .pair_losses import (
+    cosine_embedding_loss,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    poisson_nll_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
 
 __all__ = [
     "linear",
@@ -84,6 +99,17 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "kl_div",
+    "cosine_embedding_loss",
+    "gaussian_nll_loss",
+    "hinge_embedding_loss",
+    "margin_ranking_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "multilabel_soft_margin_loss",
+    "poisson_nll_loss",
+    "soft_margin_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]
 
 
@@ -111,37 +137,6 @@ def _ntuple(x, n: int, name: str = "argument") -> tuple:
 
 def _pair(x, name: str = "argument") -> tuple:
     return _ntuple(x, 2, name)
-
-
-def _reduction(size_average, reduce, reduction: str) -> str:
-    """torch's `_Reduction.legacy_get_string` and `get_enum` checks."""
-    if size_average is not None or reduce is not None:
-        warnings.warn(
-            "size_average and reduce args will be deprecated, please use reduction='"
-            + _legacy(size_average, reduce)
-            + "' instead.",
-            stacklevel=3,
-        )
-        reduction = _legacy(size_average, reduce)
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{reduction} is not a valid value for reduction")
-    return reduction
-
-
-def _legacy(size_average, reduce) -> str:
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def _data(t):

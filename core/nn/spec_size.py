@@ -268,12 +268,20 @@ def _decoder_layer(a: Mapping) -> SpecSize:
 
 
 def _module_size(value, name: str) -> SpecSize:
-    """The size of a module argument (None counts as nothing)."""
-    if value is None:
-        return SpecSize()
+    """The size of a module argument. Anything else (None, a number) is kept as a plain
+    attribute by the constructor and holds no tensors."""
     if not isinstance(value, _ModuleArgument):
-        raise TypeError(f"{name} must be a module")
+        return SpecSize()
     return value.size
+
+
+def _held(name: str) -> Callable[[Mapping], SpecSize]:
+    """A layer whose only tensors are those of the module it is given and keeps."""
+
+    def count(a: Mapping) -> SpecSize:
+        return _module_size(a[name], name)
+
+    return count
 
 
 def _times(size: SpecSize, n: int) -> SpecSize:
@@ -377,6 +385,9 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "BCEWithLogitsLoss": _weighted_loss("weight", "pos_weight"),
     "CrossEntropyLoss": _weighted_loss("weight"),
     "NLLLoss": _weighted_loss("weight"),
+    "MultiLabelSoftMarginLoss": _weighted_loss("weight"),
+    "MultiMarginLoss": _weighted_loss("weight"),
+    "TripletMarginWithDistanceLoss": _held("distance_function"),
 }
 # Layers whose counters size these module arguments themselves.
 _COUNTED_MODULE_ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -385,6 +396,7 @@ _COUNTED_MODULE_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "TransformerEncoder": ("encoder_layer", "norm"),
     "TransformerDecoder": ("decoder_layer", "norm"),
     "Transformer": ("activation", "custom_encoder", "custom_decoder"),
+    "TripletMarginWithDistanceLoss": ("distance_function",),
 }
 # Layers that hold no tensors at all, whatever their arguments.
 _NO_PARAMETERS = frozenset(
@@ -440,5 +452,13 @@ _NO_PARAMETERS = frozenset(
         "L1Loss",
         "MSELoss",
         "SmoothL1Loss",
+        "CosineEmbeddingLoss",
+        "GaussianNLLLoss",
+        "HingeEmbeddingLoss",
+        "MarginRankingLoss",
+        "MultiLabelMarginLoss",
+        "PoissonNLLLoss",
+        "SoftMarginLoss",
+        "TripletMarginLoss",
     }
 )

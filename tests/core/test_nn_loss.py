@@ -316,3 +316,127 @@ def test_loss_weight_is_a_buffer_like_torch():
     )
     assert list(s2.state_dict()) == list(t2.state_dict())
     assert repr(s) == repr(t) == "CrossEntropyLoss()"
+
+
+# ---------------------------------------------------------------- pairs, triplets, margins
+def _signs(*shape):
+    return rng.choice([-1.0, 1.0], shape)
+
+
+X45, Y45 = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+PAIR_CASES = [
+    ("CosineEmbeddingLoss", {}, [X45, Y45, _signs(4)], (0, 1)),
+    ("CosineEmbeddingLoss", {"margin": 0.2}, [X45[0], Y45[0], np.array(-1.0)], (0, 1)),
+    ("MarginRankingLoss", {"margin": 0.3}, [X45[:, 0], Y45[:, 0], _signs(4)], (0, 1)),
+    ("HingeEmbeddingLoss", {"margin": 0.5}, [np.abs(X45), _signs(4, 5)], (0,)),
+    ("SoftMarginLoss", {}, [X45, _signs(4, 5)], (0,)),
+    ("MultiLabelSoftMarginLoss", {}, [X45, (Y45 > 0).astype(float)], (0, 1)),
+    ("MultiMarginLoss", {}, [X45, rng.integers(0, 5, 4)], (0,)),
+    ("MultiMarginLoss", {"p": 2, "margin": 0.7}, [X45, rng.integers(0, 5, 4)], (0,)),
+    ("MultiMarginLoss", {}, [X45[0], np.array(3)], (0,)),
+    ("MultiLabelMarginLoss", {}, [X45, np.array([[3, 0, -1, 1, 1]] * 2 + [[-1] * 5] * 2)], (0,)),
+    ("MultiLabelMarginLoss", {}, [X45[1], np.array([4, 2, 2, -1, 0])], (0,)),
+    ("TripletMarginLoss", {}, [X45, Y45, X45[::-1].copy()], (0, 1, 2)),
+    ("TripletMarginLoss", {"p": 1, "swap": True, "margin": 2.0}, [X45, Y45, Y45 * 2], (0, 1, 2)),
+    ("TripletMarginWithDistanceLoss", {"swap": True}, [X45, Y45, X45 + 0.1], (0, 1, 2)),
+    ("GaussianNLLLoss", {}, [X45, Y45, rng.random((4, 5)) + 0.1], (0, 1, 2)),
+    ("GaussianNLLLoss", {"full": True}, [X45, Y45, rng.random(4) + 0.1], (0, 2)),
+    ("GaussianNLLLoss", {"eps": 0.5}, [X45, Y45, rng.random((4, 1))], (0, 2)),
+    ("PoissonNLLLoss", {}, [X45, rng.poisson(2.0, (4, 5)).astype(float)], (0,)),
+    (
+        "PoissonNLLLoss",
+        {"log_input": False, "full": True},
+        [np.abs(X45) + 0.1, rng.poisson(2.0, (4, 5)).astype(float)],
+        (0, 1),
+    ),
+]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(
+    "name, kwargs, inputs, grad_idx",
+    PAIR_CASES,
+    ids=[f"{c[0]} {i}" for i, c in enumerate(PAIR_CASES)],
+)
+def test_pair_and_likelihood_losses(name, kwargs, inputs, grad_idx, reduction):
+    s, t = _both(name, reduction=reduction, **kwargs)
+    _run(s, t, inputs, grad_idx)
+
+
+def test_weighted_margin_losses():
+    w = rng.random(5) + 0.5
+    y = rng.integers(0, 5, 4)
+    for name, target in (("MultiMarginLoss", y), ("MultiLabelSoftMarginLoss", Y45 > 0)):
+        s = getattr(sg.nn, name)(weight=sg.tensor(w))
+        t = getattr(torch.nn, name)(weight=torch.tensor(w))
+        assert list(s.state_dict()) == list(t.state_dict()) == ["weight"]
+        _run(s, t, [X45, target.astype(target.dtype if name == "MultiMarginLoss" else float)])
+
+
+def test_triplet_with_a_distance_of_ones_own():
+    def cosine_distance(lib):
+        return lambda a, b: 1 - lib.nn.functional.cosine_similarity(a, b)
+
+    s = sg.nn.TripletMarginWithDistanceLoss(distance_function=cosine_distance(sg), margin=0.5)
+    t = torch.nn.TripletMarginWithDistanceLoss(distance_function=cosine_distance(torch), margin=0.5)
+    _run(s, t, [X45, Y45, -X45], (0, 1, 2))
+
+
+def test_gaussian_nll_takes_a_float_variance():
+    _run(
+        lambda a, b: sg.nn.functional.gaussian_nll_loss(a, b, 0.5),
+        lambda a, b: torch.nn.functional.gaussian_nll_loss(a, b, 0.5),
+        [X45, Y45],
+        (0, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda lib: lib.nn.MultiMarginLoss(p=3), ValueError),
+        (lambda lib: lib.nn.TripletMarginLoss(margin=0), ValueError),
+        (lambda lib: lib.nn.TripletMarginWithDistanceLoss(margin=-1.0), ValueError),
+        (
+            lambda lib: lib.nn.functional.gaussian_nll_loss(
+                lib.zeros(4, 5), lib.zeros(4, 5), -lib.ones(4, 5)
+            ),
+            ValueError,
+        ),
+        (
+            lambda lib: lib.nn.functional.gaussian_nll_loss(
+                lib.zeros(4, 5), lib.zeros(4, 5), lib.ones(3)
+            ),
+            ValueError,
+        ),
+        (
+            lambda lib: lib.nn.functional.cosine_embedding_loss(
+                lib.zeros(4, 5), lib.zeros(4, 5), lib.ones(4, 5)
+            ),
+            RuntimeError,
+        ),
+        (
+            lambda lib: lib.nn.functional.margin_ranking_loss(
+                lib.zeros(4), lib.zeros(4, 1), lib.ones(4)
+            ),
+            RuntimeError,
+        ),
+        (
+            lambda lib: lib.nn.functional.triplet_margin_loss(
+                lib.zeros(4, 5), lib.zeros(5), lib.zeros(4, 5)
+            ),
+            RuntimeError,
+        ),
+    ],
+    ids=[
+        "multi margin p", "triplet margin", "triplet distance margin", "negative variance",
+        "variance shape", "cosine target dims", "ranking dims", "triplet dims",
+    ],
+)  # fmt: skip
+def test_pair_loss_errors_match_torch(call, error):
+    messages = []
+    for lib in (sg, torch):
+        with pytest.raises(error) as info:
+            call(lib)
+        messages.append(str(info.value).replace("torch.Size", "shardgrad.Size"))
+    assert messages[0] == messages[1]

@@ -105,6 +105,19 @@ EXAMPLES = {
     "NLLLoss": lambda: nn.NLLLoss(reduction="none"),
     "BCELoss": lambda: nn.BCELoss(),
     "BCEWithLogitsLoss": lambda: nn.BCEWithLogitsLoss(pos_weight=sg.tensor([2.0, 3.0])),
+    "CosineEmbeddingLoss": lambda: nn.CosineEmbeddingLoss(margin=0.2),
+    "MarginRankingLoss": lambda: nn.MarginRankingLoss(margin=0.5, reduction="sum"),
+    "HingeEmbeddingLoss": lambda: nn.HingeEmbeddingLoss(margin=2.0),
+    "SoftMarginLoss": lambda: nn.SoftMarginLoss(),
+    "MultiLabelSoftMarginLoss": lambda: nn.MultiLabelSoftMarginLoss(weight=sg.tensor([1.0, 2.0])),
+    "MultiMarginLoss": lambda: nn.MultiMarginLoss(p=2, weight=sg.tensor([1.0, 2.0, 0.5])),
+    "MultiLabelMarginLoss": lambda: nn.MultiLabelMarginLoss(reduction="none"),
+    "TripletMarginLoss": lambda: nn.TripletMarginLoss(margin=0.5, p=1.0, swap=True),
+    "TripletMarginWithDistanceLoss": lambda: nn.TripletMarginWithDistanceLoss(
+        distance_function=nn.PairwiseDistance(p=1.0), margin=0.5
+    ),
+    "GaussianNLLLoss": lambda: nn.GaussianNLLLoss(full=True, eps=1e-3),
+    "PoissonNLLLoss": lambda: nn.PoissonNLLLoss(log_input=False, full=True),
 }
 
 

@@ -178,6 +178,43 @@ VARIANTS = {
         lambda: nn.BCEWithLogitsLoss(pos_weight=sg.tensor([2.0, 3.0])),
         lambda: nn.BCEWithLogitsLoss(weight=sg.tensor([1.0]), pos_weight=sg.tensor([2.0])),
     ],
+    "CosineEmbeddingLoss": [
+        lambda: nn.CosineEmbeddingLoss(margin=0.2),
+    ],
+    "MarginRankingLoss": [
+        lambda: nn.MarginRankingLoss(margin=0.5, reduction="sum"),
+    ],
+    "HingeEmbeddingLoss": [
+        lambda: nn.HingeEmbeddingLoss(margin=2.0),
+    ],
+    "SoftMarginLoss": [
+        lambda: nn.SoftMarginLoss(),
+    ],
+    "MultiLabelSoftMarginLoss": [
+        lambda: nn.MultiLabelSoftMarginLoss(weight=sg.tensor([1.0, 2.0])),
+        lambda: nn.MultiLabelSoftMarginLoss(),
+    ],
+    "MultiMarginLoss": [
+        lambda: nn.MultiMarginLoss(p=2, weight=sg.tensor([1.0, 2.0, 0.5])),
+        lambda: nn.MultiMarginLoss(),
+    ],
+    "MultiLabelMarginLoss": [
+        lambda: nn.MultiLabelMarginLoss(reduction="none"),
+    ],
+    "TripletMarginLoss": [
+        lambda: nn.TripletMarginLoss(margin=0.5, p=1.0, swap=True),
+    ],
+    "TripletMarginWithDistanceLoss": [
+        lambda: nn.TripletMarginWithDistanceLoss(
+            distance_function=nn.PairwiseDistance(p=1.0), margin=0.5
+        ),
+    ],
+    "GaussianNLLLoss": [
+        lambda: nn.GaussianNLLLoss(full=True, eps=1e-3),
+    ],
+    "PoissonNLLLoss": [
+        lambda: nn.PoissonNLLLoss(log_input=False, full=True),
+    ],
 }
 CASES = [(name, i) for name in sorted(VARIANTS) for i in range(len(VARIANTS[name]))]
 

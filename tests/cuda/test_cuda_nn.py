@@ -46,6 +46,8 @@ test_unbatched_ignored_mean = on_target(loss_tests.test_unbatched_ignored_target
 test_bce = on_target(loss_tests.test_bce)
 test_bce_with_logits = on_target(loss_tests.test_bce_with_logits)
 test_bce_logits_stable = on_target(loss_tests.test_bce_with_logits_is_stable_for_large_logits)
+test_pair_losses = on_target(loss_tests.test_pair_and_likelihood_losses)
+test_weighted_margin_losses = on_target(loss_tests.test_weighted_margin_losses)
 
 # optimizers
 test_optimizer_trajectory = on_target(optim_tests.test_trajectory_matches_torch)
