@@ -25,6 +25,21 @@ from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 from ._reduction import apply as _reduce
 from ._reduction import resolve as _reduction
+from .functional_spatial import (
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    bilinear,
+    channel_shuffle,
+    fold,
+    lp_pool1d,
+    lp_pool2d,
+    max_pool1d,
+    pixel_shuffle,
+    pixel_unshuffle,
+    unfold,
+)
 from .pair_losses import (
     cosine_embedding_loss,
     gaussian_nll_loss,
@@ -110,6 +125,19 @@ __all__ = [
     "soft_margin_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "adaptive_avg_pool1d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "avg_pool1d",
+    "bilinear",
+    "channel_shuffle",
+    "fold",
+    "lp_pool1d",
+    "lp_pool2d",
+    "max_pool1d",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "unfold",
 ]
 
 

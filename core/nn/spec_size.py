@@ -336,6 +336,14 @@ def _recurrent(gates: int, cell: bool = False) -> Callable[[Mapping], SpecSize]:
     return count
 
 
+def _bilinear(a: Mapping) -> SpecSize:
+    out = _size(a["out_features"], "out_features")
+    weight = (
+        out * _size(a["in1_features"], "in1_features") * _size(a["in2_features"], "in2_features")
+    )
+    return SpecSize(weight + (out if _flag(a["bias"]) else 0))
+
+
 def _prelu(a: Mapping) -> SpecSize:
     return SpecSize(_size(a["num_parameters"], "num_parameters"))
 
@@ -357,6 +365,7 @@ def _weighted_loss(*names: str) -> Callable[[Mapping], SpecSize]:
 
 _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "Linear": _linear,
+    "Bilinear": _bilinear,
     "Conv1d": _conv(1),
     "Conv2d": _conv(2),
     "ConvTranspose2d": _conv(2),
@@ -402,6 +411,19 @@ _COUNTED_MODULE_ARGUMENTS: dict[str, tuple[str, ...]] = {
 _NO_PARAMETERS = frozenset(
     {
         "AdaptiveAvgPool2d",
+        "AdaptiveAvgPool1d",
+        "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d",
+        "AvgPool1d",
+        "LPPool1d",
+        "LPPool2d",
+        "MaxPool1d",
+        "ChannelShuffle",
+        "PixelShuffle",
+        "PixelUnshuffle",
+        "Fold",
+        "Unfold",
+        "Softmax2d",
         "AvgPool2d",
         "MaxPool2d",
         "Dropout",

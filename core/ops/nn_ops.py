@@ -994,6 +994,34 @@ class Conv2dWeightGrad(Op):
         return d_x, d_g
 
 
+class Unfold(Op):
+    """torch's unfold (im2col): (N, C, H, W) -> (N, C*kh*kw, L) sliding-window patches. Its
+    backward is Fold, the scatter-add back onto the grid; each is the other's adjoint."""
+
+    def forward(self, x, kernel=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
+        n, c = x.shape[:2]
+        self.geom = _ConvGeom(x.shape, (1, c, *kernel), stride, pads, dilation, 1)
+        return _im2col(x, self.geom)
+
+    def backward(self, g):
+        return Fold.apply(g, geom=self.geom)
+
+
+class Fold(Op):
+    """torch's fold (col2im): patches (N, C*kh*kw, L) summed back onto (N, C, H, W)."""
+
+    def forward(self, cols, geom=None):
+        self.geom = geom
+        return _col2im(xp_of(cols).ascontiguousarray(cols), geom)
+
+    def backward(self, g):
+        geom = self.geom
+        return Unfold.apply(
+            g, kernel=geom.w_shape[2:], stride=geom.stride, pads=geom.pads,
+            dilation=geom.dilation,
+        )  # fmt: skip
+
+
 # ================================================================ pooling
 def pool_out_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
     """torch's pooling output length (ceil mode never starts a window in the right padding)."""

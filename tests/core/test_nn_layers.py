@@ -159,6 +159,28 @@ LAYERS = [
     ("flatten_range", lambda nn: nn.Flatten(0, 1), (2, 3, 4)),
     ("unflatten", lambda nn: nn.Unflatten(1, (2, 3)), (4, 6)),
     ("identity", lambda nn: nn.Identity(3, foo=1), (4, 6)),
+    ("max_pool1d", lambda nn: nn.MaxPool1d(3, stride=2, padding=1, ceil_mode=True), (2, 3, 9)),
+    ("max_pool1d_unbatched", lambda nn: nn.MaxPool1d(2, dilation=2), (3, 9)),
+    ("avg_pool1d", lambda nn: nn.AvgPool1d(3, 2, 1, count_include_pad=False), (2, 3, 8)),
+    ("adaptive_avg_pool1d", lambda nn: nn.AdaptiveAvgPool1d(4), (2, 3, 7)),
+    ("adaptive_max_pool1d", lambda nn: nn.AdaptiveMaxPool1d(3), (2, 3, 8)),
+    ("adaptive_max_pool2d", lambda nn: nn.AdaptiveMaxPool2d((3, 4)), (2, 3, 7, 9)),
+    ("adaptive_max_pool2d_none", lambda nn: nn.AdaptiveMaxPool2d((None, 2)), (3, 5, 6)),
+    ("adaptive_max_pool2d_up", lambda nn: nn.AdaptiveMaxPool2d(5), (1, 2, 3, 4)),
+    ("lp_pool1d", lambda nn: nn.LPPool1d(2, 3, stride=2), (2, 3, 9)),
+    ("lp_pool2d", lambda nn: nn.LPPool2d(3, (2, 3)), (2, 3, 6, 7)),
+    ("pixel_shuffle", lambda nn: nn.PixelShuffle(2), (2, 8, 3, 4)),
+    ("pixel_unshuffle", lambda nn: nn.PixelUnshuffle(3), (2, 2, 6, 9)),
+    ("channel_shuffle", lambda nn: nn.ChannelShuffle(3), (2, 6, 4, 5)),
+    (
+        "unfold",
+        lambda nn: nn.Unfold((2, 3), dilation=(1, 2), padding=1, stride=(2, 1)),
+        (2, 3, 7, 8),
+    ),
+    ("unfold_unbatched", lambda nn: nn.Unfold(2), (3, 4, 5)),
+    ("fold", lambda nn: nn.Fold((5, 6), (2, 3), padding=1, stride=(2, 1)), (2, 12, 18)),
+    ("fold_unbatched", lambda nn: nn.Fold((3, 3), 2), (8, 4)),
+    ("softmax2d", lambda nn: nn.Softmax2d(), (2, 3, 4, 5)),
 ]
 
 
@@ -469,3 +491,65 @@ def test_one_hot_is_reexported():
         sg.nn.functional.one_hot(t, 3).numpy(),
         torch.nn.functional.one_hot(torch.tensor([0, 2, 1]), 3).numpy(),
     )
+
+
+def test_bilinear_matches_torch():
+    x1, x2 = _input((4, 3)), _input((4, 5), seed=1)
+    results = []
+    ours = sg.nn.Bilinear(3, 5, 2).double()
+    theirs = torch.nn.Bilinear(3, 5, 2).double()
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    for lib, layer in ((sg, ours), (torch, theirs)):
+        a, b = lib.tensor(x1, requires_grad=True), lib.tensor(x2, requires_grad=True)
+        out = layer(a, b)
+        (out * lib.tensor(np.arange(8.0).reshape(4, 2))).sum().backward()
+        results.append([out, a.grad, b.grad, layer.weight.grad, layer.bias.grad])
+    for mine, torchs in zip(*results):
+        close(mine, torchs)
+    assert float(ours.weight.abs().max()) <= 1 / np.sqrt(3)  # torch's init bound
+
+
+@pytest.mark.parametrize("size", [(3, 4), (2, 5), 4])
+def test_adaptive_max_pool_indices_match_torch(size):
+    x = _input((2, 3, 7, 9))
+    x[0, 0, :3, :3] = 1.0  # a tie: the first maximum wins
+    out_s, idx_s = sg.nn.functional.adaptive_max_pool2d(sg.tensor(x), size, return_indices=True)
+    out_t, idx_t = torch.nn.functional.adaptive_max_pool2d(
+        torch.tensor(x), size, return_indices=True
+    )
+    close(out_s, out_t)
+    np.testing.assert_array_equal(idx_s.numpy(), idx_t.numpy())
+    o1, i1 = sg.nn.functional.max_pool1d(sg.tensor(x[0]), 3, return_indices=True)
+    o2, i2 = torch.nn.functional.max_pool1d(torch.tensor(x[0]), 3, return_indices=True)
+    close(o1, o2)
+    np.testing.assert_array_equal(i1.numpy(), i2.numpy())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda lib: lib.nn.functional.pixel_shuffle(lib.ones(1, 5, 2, 2), 2),
+        lambda lib: lib.nn.functional.pixel_shuffle(lib.ones(5, 2), 2),
+        lambda lib: lib.nn.functional.pixel_unshuffle(lib.ones(1, 1, 3, 4), 2),
+        lambda lib: lib.nn.functional.channel_shuffle(lib.ones(1, 5, 2, 2), 2),
+        lambda lib: lib.nn.functional.fold(lib.ones(1, 7, 4), (3, 3), 2),
+        lambda lib: lib.nn.functional.fold(lib.ones(1, 8, 5), (3, 3), 2),
+        lambda lib: lib.nn.functional.max_pool1d(lib.ones(1, 2, 3, 4), 2),
+        lambda lib: lib.nn.functional.avg_pool1d(lib.ones(2, 3, 4, 5), 2),
+        lambda lib: lib.nn.functional.adaptive_max_pool2d(lib.ones(2, 3), 2),
+        lambda lib: lib.nn.functional.bilinear(lib.ones(2, 3), lib.ones(2, 4), lib.ones(5, 3, 3)),
+        lambda lib: lib.nn.Softmax2d()(lib.ones(2, 3)),
+    ],
+    ids=[
+        "pixel_shuffle channels", "pixel_shuffle dims", "pixel_unshuffle height",
+        "channel_shuffle groups", "fold channels", "fold blocks", "max_pool1d dims",
+        "avg_pool1d dims", "adaptive_max_pool2d dims", "bilinear sizes", "softmax2d dims",
+    ],
+)  # fmt: skip
+def test_spatial_errors_match_torch(call):
+    messages = []
+    for lib in (sg, torch):
+        with pytest.raises((RuntimeError, ValueError)) as info:
+            call(lib)
+        messages.append((type(info.value), str(info.value)))
+    assert messages[0] == messages[1]

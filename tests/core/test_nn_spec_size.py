@@ -178,6 +178,49 @@ VARIANTS = {
         lambda: nn.BCEWithLogitsLoss(pos_weight=sg.tensor([2.0, 3.0])),
         lambda: nn.BCEWithLogitsLoss(weight=sg.tensor([1.0]), pos_weight=sg.tensor([2.0])),
     ],
+    "MaxPool1d": [
+        lambda: nn.MaxPool1d(3, stride=2, return_indices=True),
+    ],
+    "AvgPool1d": [
+        lambda: nn.AvgPool1d(3, count_include_pad=False),
+    ],
+    "AdaptiveAvgPool1d": [
+        lambda: nn.AdaptiveAvgPool1d(4),
+    ],
+    "AdaptiveMaxPool1d": [
+        lambda: nn.AdaptiveMaxPool1d(3, return_indices=True),
+    ],
+    "AdaptiveMaxPool2d": [
+        lambda: nn.AdaptiveMaxPool2d((3, None)),
+    ],
+    "LPPool1d": [
+        lambda: nn.LPPool1d(2, 3, stride=2),
+    ],
+    "LPPool2d": [
+        lambda: nn.LPPool2d(1.5, (2, 3)),
+    ],
+    "PixelShuffle": [
+        lambda: nn.PixelShuffle(2),
+    ],
+    "PixelUnshuffle": [
+        lambda: nn.PixelUnshuffle(3),
+    ],
+    "ChannelShuffle": [
+        lambda: nn.ChannelShuffle(2),
+    ],
+    "Unfold": [
+        lambda: nn.Unfold((2, 3), padding=1),
+    ],
+    "Fold": [
+        lambda: nn.Fold((4, 5), 2, stride=2),
+    ],
+    "Softmax2d": [
+        lambda: nn.Softmax2d(),
+    ],
+    "Bilinear": [
+        lambda: nn.Bilinear(3, 4, 5),
+        lambda: nn.Bilinear(2, 2, 7, bias=False),
+    ],
     "CosineEmbeddingLoss": [
         lambda: nn.CosineEmbeddingLoss(margin=0.2),
     ],
