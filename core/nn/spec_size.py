@@ -318,7 +318,7 @@ def _transformer(a: Mapping) -> SpecSize:
 
 def _recurrent(gates: int, cell: bool = False) -> Callable[[Mapping], SpecSize]:
     """RNN (1 gate), GRU (3) and LSTM (4): per layer and direction, gates x hidden rows of
-    input and hidden weights, and two biases."""
+    input and hidden weights, two biases, and an LSTM's projection (proj_size x hidden)."""
 
     def count(a: Mapping) -> SpecSize:
         n_in, hidden = _size(a["input_size"], "input_size"), _size(a["hidden_size"], "hidden_size")
@@ -327,10 +327,13 @@ def _recurrent(gates: int, cell: bool = False) -> Callable[[Mapping], SpecSize]:
             return SpecSize(gates * hidden * (n_in + hidden) + bias)
         layers = _size(a["num_layers"], "num_layers")
         directions = 2 if _flag(a["bidirectional"]) else 1
+        proj = _size(a.get("proj_size", 0), "proj_size")  # LSTM only: h is projected
+        state = proj or hidden
         total = 0
         for layer in range(layers):
-            layer_in = n_in if layer == 0 else hidden * directions
-            total += directions * (gates * hidden * (layer_in + hidden) + bias)
+            layer_in = n_in if layer == 0 else state * directions
+            per_direction = gates * hidden * (layer_in + state) + bias + proj * hidden
+            total += directions * per_direction
         return SpecSize(total)
 
     return count

@@ -88,7 +88,10 @@ VARIANTS = {
     "ReplicationPad2d": [lambda: nn.ReplicationPad2d(1)],
     "Upsample": [lambda: nn.Upsample(size=(4, 4))],
     "RNN": [lambda: nn.RNN(3, 4), lambda: nn.RNN(3, 4, 3, bias=False, bidirectional=True)],
-    "LSTM": [lambda: nn.LSTM(5, 2, num_layers=2, bidirectional=True)],
+    "LSTM": [
+        lambda: nn.LSTM(5, 2, num_layers=2, bidirectional=True),
+        lambda: nn.LSTM(5, 4, num_layers=2, bidirectional=True, proj_size=3, bias=False),
+    ],
     "GRU": [lambda: nn.GRU(3, 6, num_layers=2)],
     "RNNCell": [lambda: nn.RNNCell(3, 4, bias=False)],
     "LSTMCell": [lambda: nn.LSTMCell(3, 4)],

@@ -36,6 +36,8 @@ test_rms_norm = on_target(attention_tests.test_rms_norm_matches_torch)
 test_encoder_layer = on_target(transformer_tests.test_encoder_layer_matches_torch)
 test_transformer = on_target(transformer_tests.test_transformer_matches_torch)
 test_recurrent = on_target(rnn_tests.test_recurrent_layers_match_torch)
+test_lstm_projection = on_target(rnn_tests.test_lstm_projection_matches_torch)
+test_packed_sequences = on_target(rnn_tests.test_packed_sequences_match_torch)
 
 # losses
 test_regression_losses = on_target(loss_tests.test_regression_losses)

@@ -1,4 +1,5 @@
-"""`shardgrad.nn.utils`: gradient clipping and flat-vector conversions of parameters."""
+"""`shardgrad.nn.utils`: gradient clipping and flat-vector conversions of parameters; `rnn`
+holds the padded and packed sequence batches."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .. import factory
-from ..autograd import grad_mode
-from ..backend import xp_of
-from ..ops.nn_ops import FlatCat
-from ..tensor import Tensor
+from ... import factory
+from ...autograd import grad_mode
+from ...backend import xp_of
+from ...ops.nn_ops import FlatCat
+from ...tensor import Tensor
+from . import rnn as rnn  # nn.utils.rnn, as in torch
 
 __all__ = [
     "clip_grad_norm_",
