@@ -281,6 +281,42 @@ class Tensor:
         return self.device.type == "cuda"
 
     @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    def get_device(self) -> int:
+        """The CUDA device index, or -1 on the CPU (torch's answer)."""
+        return self.device.index or 0 if self.is_cuda else -1
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._data.nbytes)
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    def is_complex(self) -> bool:
+        return False  # shardgrad has no complex dtypes
+
+    def is_signed(self) -> bool:
+        return self._data.dtype.kind in "fi"
+
+    def is_inference(self) -> bool:
+        return False
+
+    def is_same_size(self, other: Tensor) -> bool:
+        return tuple(self._data.shape) == tuple(other._data.shape)
+
+    def is_nonzero(self) -> bool:
+        """The truth of a one-element tensor, as bool(t)."""
+        if self._data.size == 0:
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+        if self._data.size > 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(()).item())
+
+    @property
     def ndim(self) -> int:
         return self._data.ndim
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..tensor import install_methods
 from . import (
+    arrangements,
     composite,
     convert,
     decompositions,
@@ -17,9 +18,12 @@ from . import (
     products,
     reduce,
     sampling,
+    scans,
     shape,
     sorting,
+    statistics,
 )
+from .arrangements import *  # noqa: F403
 from .composite import *  # noqa: F403
 from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -30,12 +34,14 @@ from .nn_ops import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
+from .scans import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403
+from .statistics import *  # noqa: F403
 
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
-    composite, sampling, matrix_functions,
+    composite, sampling, matrix_functions, scans, arrangements, statistics,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

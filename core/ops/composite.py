@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..backend import CPU, on_device, to_device
+from ..backend import CPU, on_device, to_device, xp_of
 from ..tensor import Tensor, _wrap_dim
 from .indexing import index_select
 from .join import cat
@@ -199,7 +199,125 @@ def sinc(input: Tensor) -> Tensor:
     return (safe.sin() / safe).masked_fill(at_zero, 1.0)
 
 
+def copysign(input: Tensor, other) -> Tensor:
+    """|input| with the sign of other (the sign bit: -0.0 counts as negative)."""
+    from .elementwise import where  # noqa: PLC0415
+
+    x = input if input.is_floating_point() else input.float()
+    o = other._data if isinstance(other, Tensor) else other
+    return where(xp_of(x._data).signbit(o), -x.abs(), x.abs())
+
+
+def heaviside(input: Tensor, values: Tensor) -> Tensor:
+    """The step function: 0 below zero, 1 above, `values` at zero."""
+    from .elementwise import where  # noqa: PLC0415
+
+    if input.dtype != values.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+    x = input._data
+    step = (x > 0).astype(x.dtype)
+    return where(x == 0, values, Tensor._make(step))
+
+
+def logaddexp2(input: Tensor, other: Tensor) -> Tensor:
+    """log2(2^a + 2^b), without overflow."""
+    return _LOG2_E * (input * _LN_2).logaddexp(other * _LN_2)
+
+
+_LN_2 = math.log(2.0)
+_LOG2_E = 1.0 / _LN_2
+
+
+def renorm(input: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
+    """Each slice along dim (all other dims together) rescaled to p-norm at most maxnorm."""
+    from .elementwise import where  # noqa: PLC0415
+
+    if p <= 0:
+        raise RuntimeError("renorm: non-positive-norm not supported")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    dim = _wrap_dim(dim, input.ndim)
+    others = tuple(d for d in range(input.ndim) if d != dim)
+    norms = input.norm(p, others, keepdim=True) if others else input.abs()
+    factor = where(norms._data > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+    return input * factor
+
+
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * outer(vec1, vec2); beta = 0 ignores input (nan included)."""
+    product = vec1.outer(vec2) * alpha if alpha != 1 else vec1.outer(vec2)
+    if beta == 0:
+        return product
+    return input * beta + product if beta != 1 else input + product
+
+
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * sum over the batch of batch1[i] @ batch2[i]."""
+    product = (batch1 @ batch2).sum(0)
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product
+    return input * beta + product if beta != 1 else input + product
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """The dot product of two 1-D tensors (no conjugation: shardgrad is real)."""
+    return input.dot(other)
+
+
+def trapezoid(y: Tensor, x: Tensor | None = None, *, dx=None, dim: int = -1) -> Tensor:
+    """The trapezoidal rule along dim, with sample points x or a constant spacing dx."""
+    dim = _wrap_dim(dim, y.ndim)
+    n = y.shape[dim]
+    if n == 0:
+        return y.sum(dim)
+    left, right = y.narrow(dim, 0, n - 1), y.narrow(dim, 1, n - 1)
+    if x is not None:
+        if x.ndim == 1:
+            shape = [1] * y.ndim
+            shape[dim] = x.shape[0]
+            x = x.reshape(*shape)
+        dims = _wrap_dim(dim, x.ndim)
+        spacing = x.narrow(dims, 1, n - 1) - x.narrow(dims, 0, n - 1)
+        return ((left + right) * spacing).sum(dim) / 2
+    step = 1 if dx is None else dx
+    return (left + right).sum(dim) * (step / 2)
+
+
+def positive(input: Tensor) -> Tensor:
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+def isreal(input: Tensor) -> Tensor:
+    """True everywhere: shardgrad has no complex dtypes."""
+    return Tensor._make(xp_of(input._data).ones(input._data.shape, dtype=bool))
+
+
+def _identity(input: Tensor) -> Tensor:
+    """conj() and its kin: the tensor itself, since shardgrad's tensors are real."""
+    return input
+
+
 TENSOR_METHODS = {
+    "copysign": copysign,
+    "heaviside": heaviside,
+    "logaddexp2": logaddexp2,
+    "renorm": renorm,
+    "addr": addr,
+    "addbmm": addbmm,
+    "vdot": vdot,
+    "positive": positive,
+    "isreal": isreal,
+    "conj": _identity,
+    "conj_physical": _identity,
+    "resolve_conj": _identity,
+    "resolve_neg": _identity,
+    "adjoint": lambda self: self.mT,
+    "mH": property(lambda self: self.mT),
+    "H": property(lambda self: self.T),
     "trace": trace,
     "diff": diff,
     "repeat_interleave": repeat_interleave,
@@ -211,6 +329,16 @@ TENSOR_METHODS = {
 }
 
 __all__ = [
+    "addbmm",
+    "addr",
+    "copysign",
+    "heaviside",
+    "isreal",
+    "logaddexp2",
+    "positive",
+    "renorm",
+    "trapezoid",
+    "vdot",
     "trace",
     "diff",
     "meshgrid",

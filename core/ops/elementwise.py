@@ -433,7 +433,8 @@ class Xlogy(Op):
         gx = gy = None
         if self.needs_input_grad[0]:
             # torch: xlogy(grad, y), and 0 where x == 0 and y <= 0
-            dead = Tensor._make((x._data == 0) & (y._data <= 0))
+            y_values = y._data if isinstance(y, Tensor) else y  # y may be a Python number
+            dead = Tensor._make((x._data == 0) & (y_values <= 0))
             gx = reduce_grad(xlogy(g, y).masked_fill(dead, 0.0), *self.a)
         if self.needs_input_grad[1]:
             gy = reduce_grad(g * x / y, *self.b)

@@ -402,6 +402,39 @@ def _shape_inplace(name: str):
     return method
 
 
+def _function_inplace(module: str, name: str):
+    """`x.name_(...)` as `name(x, ...)` written back into x, for functions of other op
+    families (index_fill, cumsum, addmm, ...)."""
+
+    def method(self: Tensor, *args, **kwargs) -> Tensor:
+        from importlib import import_module  # noqa: PLC0415
+
+        fn = getattr(import_module(f"shardgrad.ops.{module}"), name)
+        others = tuple(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
+        return run_inplace(self, lambda s: fn(s, *args, **kwargs), others)
+
+    method.__name__ = name + "_"
+    return method
+
+
+def fill_diagonal_(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """Set the main diagonal (of a matrix, or of an n-cube) to fill_value; with wrap, a
+    tall matrix's diagonal starts again after every (columns + 1) rows, as numpy's."""
+    shape = tuple(self.shape)
+    if len(shape) < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if len(shape) > 2 and len(set(shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    mask = np.zeros(shape, dtype=bool)
+    np.fill_diagonal(mask, True, wrap=wrap)
+    mask = xp_of(self._data).asarray(mask)
+
+    def fast(dst) -> None:
+        dst[mask] = fill_value
+
+    return run_inplace(self, lambda s: _ew().where(mask, fill_value, s), (fill_value,), fast=fast)
+
+
 # In-place twins of elementwise ops that have no faster path of their own.
 _UNARY = (
     "exp",
@@ -521,6 +554,25 @@ TENSOR_METHODS = {
     "lerp_": lerp_,
     "triu_": _shape_inplace("triu"),
     "tril_": _shape_inplace("tril"),
+    "fill_diagonal_": fill_diagonal_,
+    "index_fill_": _function_inplace("arrangements", "index_fill"),
+    "index_copy_": _function_inplace("arrangements", "index_copy"),
+    "cumsum_": _function_inplace("reduce", "cumsum"),
+    "cumprod_": _function_inplace("reduce", "cumprod"),
+    "addmm_": _function_inplace("products", "addmm"),
+    "addmv_": _function_inplace("products", "addmv"),
+    "baddbmm_": _function_inplace("products", "baddbmm"),
+    "addbmm_": _function_inplace("composite", "addbmm"),
+    "addr_": _function_inplace("composite", "addr"),
+    "copysign_": _function_inplace("composite", "copysign"),
+    "heaviside_": _function_inplace("composite", "heaviside"),
+    "renorm_": _function_inplace("composite", "renorm"),
+    "logit_": _function_inplace("composite", "logit"),
+    "sinc_": _function_inplace("composite", "sinc"),
+    "deg2rad_": _function_inplace("composite", "deg2rad"),
+    "rad2deg_": _function_inplace("composite", "rad2deg"),
+    "hypot_": _function_inplace("elementwise", "hypot"),
+    "xlogy_": _function_inplace("elementwise", "xlogy"),
 }
 
 __all__: list[str] = []

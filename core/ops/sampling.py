@@ -1,4 +1,6 @@
-"""Random draws shaped by tensors: multinomial, bernoulli and normal.
+"""Random draws shaped by tensors: multinomial, bernoulli and normal, and the in-place fills
+(`uniform_`, `normal_`, `bernoulli_`, `random_`, `exponential_`, `cauchy_`, `log_normal_`,
+`geometric_`) that custom initialisations use.
 
 They draw from shardgrad's generators (the one `manual_seed` seeds, or a device's own), on the
 tensor's device, so the same seed gives the same draws; the streams are not torch's. The draws
@@ -100,6 +102,127 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
     return Tensor._make((z * s + m).astype(dt, copy=False))
 
 
-TENSOR_METHODS = {"multinomial": multinomial, "bernoulli": bernoulli}
+# ---------------------------------------------------------------- in-place fills
+def _fill_with(t: Tensor, values) -> Tensor:
+    """Write `values` (drawn once) into t in place: a leaf that requires grad refuses (outside
+    no_grad), and in a graph the new value depends on nothing (its gradient is zero)."""
+    from .inplace import Fill, run_inplace  # noqa: PLC0415 - inplace imports the op families
+
+    def fast(dst) -> None:
+        xp_of(dst).copyto(dst, values, casting="unsafe")
+
+    return run_inplace(t, lambda s: Fill.apply(s, values), (), fast, keep_old=False)
+
+
+def _draw_uniform(t: Tensor):
+    dtype = t._data.dtype if t._data.dtype.kind == "f" else np.float64
+    return _random.generator(device_of(t._data)).random(t._data.shape, dtype=dtype)
+
+
+def _draw_normal(t: Tensor):
+    dtype = t._data.dtype if t._data.dtype.kind == "f" else np.float64
+    return _random.generator(device_of(t._data)).standard_normal(t._data.shape, dtype=dtype)
+
+
+def _check_float(t: Tensor, name: str) -> None:
+    if t._data.dtype.kind != "f":
+        raise RuntimeError(f"{name} expects a floating point tensor, got {t.dtype}")
+
+
+def uniform_(self: Tensor, from_: float = 0.0, to: float = 1.0, *, generator=None, **kw):
+    """Uniform draws in [from, to)."""
+    from_ = kw.pop("from", from_)
+    _check_float(self, "uniform_")
+    if from_ > to:
+        raise RuntimeError(
+            f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}"
+        )
+    return _fill_with(self, from_ + (to - from_) * _draw_uniform(self))
+
+
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None):
+    _check_float(self, "normal_")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _fill_with(self, mean + std * _draw_normal(self))
+
+
+def bernoulli_(self: Tensor, p=0.5, *, generator=None):
+    """1 with probability p (a number, or a tensor broadcast to self), else 0."""
+    probs = p._data if isinstance(p, Tensor) else p
+    if bool((xp_of(self._data).asarray(probs) < 0).any()) or bool(
+        (xp_of(self._data).asarray(probs) > 1).any()
+    ):
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    return _fill_with(self, _draw_uniform(self) < probs)
+
+
+def random_(self: Tensor, *args, generator=None, **kwargs):
+    """Integers drawn uniformly from [from, to): random_(from, to), random_(to) for [0, to),
+    and random_() for [0, 2^mantissa] on floats (every integer the dtype holds exactly) or
+    the integer dtype's range."""
+    if len(args) == 1 and not kwargs:
+        from_, to = 0, args[0]
+    else:
+        from_ = args[0] if args else kwargs.get("from", 0)
+        to = args[1] if len(args) > 1 else kwargs.get("to")
+    dt = self._data.dtype
+    if to is None:
+        if dt == np.bool_:
+            to = 2
+        elif dt.kind == "f":
+            to = 2 ** (np.finfo(dt).nmant + 1) + 1
+        else:
+            to = int(np.iinfo(dt).max) + 1
+    if from_ >= to:
+        raise RuntimeError(
+            f"random_ expects 'from' to be less than 'to', but got from={from_} >= to={to}"
+        )
+    gen = _random.generator(device_of(self._data))
+    return _fill_with(self, gen.integers(from_, to, size=self._data.shape, dtype=np.int64))
+
+
+def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None):
+    _check_float(self, "exponential_")
+    if lambd <= 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    u = _draw_uniform(self)
+    return _fill_with(self, -xp_of(u).log1p(-u) / lambd)
+
+
+def cauchy_(self: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None):
+    _check_float(self, "cauchy_")
+    u = _draw_uniform(self)
+    return _fill_with(self, median + sigma * xp_of(u).tan(np.pi * (u - 0.5)))
+
+
+def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None):
+    _check_float(self, "log_normal_")
+    if std <= 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    return _fill_with(self, xp_of(self._data).exp(mean + std * _draw_normal(self)))
+
+
+def geometric_(self: Tensor, p: float, *, generator=None):
+    """The number of Bernoulli(p) trials up to the first success (1, 2, ...)."""
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    u = _draw_uniform(self)
+    xp = xp_of(u)
+    return _fill_with(self, xp.ceil(xp.log1p(-u) / np.log1p(-p)).clip(1, None))
+
+
+TENSOR_METHODS = {
+    "multinomial": multinomial,
+    "bernoulli": bernoulli,
+    "uniform_": uniform_,
+    "normal_": normal_,
+    "bernoulli_": bernoulli_,
+    "random_": random_,
+    "exponential_": exponential_,
+    "cauchy_": cauchy_,
+    "log_normal_": log_normal_,
+    "geometric_": geometric_,
+}
 
 __all__ = ["multinomial", "bernoulli", "normal"]

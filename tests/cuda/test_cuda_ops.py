@@ -8,6 +8,7 @@ import test_ops_indexing as indexing_tests
 import test_ops_math as math_tests
 import test_ops_reduce as reduce_tests
 import test_ops_shape as shape_tests
+import test_ops_tensor_api as api_tests
 from conftest import on_target
 
 # elementwise, linalg, ordering
@@ -68,3 +69,11 @@ test_linalg_spectral = on_target(linalg_tests.test_spectral_decompositions_match
 test_linalg_second_derivatives = on_target(linalg_tests.test_second_derivatives_match_torch)
 test_linalg_norms = on_target(linalg_tests.test_norms_match_torch)
 test_linalg_products = on_target(linalg_tests.test_products_match_torch)
+
+# the rest of the tensor API: scans, rearrangements, statistics, small functions, in place
+test_scans = on_target(api_tests.test_scans_match_torch)
+test_arrangements = on_target(api_tests.test_arrangements_match_torch)
+test_statistics = on_target(api_tests.test_statistics_match_torch)
+test_small_functions = on_target(api_tests.test_small_functions_match_torch)
+test_inplace_twins = on_target(api_tests.test_inplace_twins_match_torch)
+test_random_fills = on_target(api_tests.test_random_fills_have_the_distributions_torch_draws)
