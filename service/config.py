@@ -17,11 +17,16 @@ from typing import Any
 
 from shardgrad.worker.compute import LOSSES  # the losses a worker can sum per micro-shard
 
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad", "Adadelta")
+# (not LBFGS: its step re-evaluates the loss through a closure, which a coordinator applying
+# its workers' gradients cannot offer)
+OPTIMIZERS = (
+    "SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad", "Adadelta",
+    "Rprop", "ASGD",
+)  # fmt: skip
 # schedulers described by numbers alone (LambdaLR's function is an allowed import path)
 SCHEDULERS = (
     "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "ConstantLR", "PolynomialLR",
-    "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "LambdaLR",
+    "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR", "LambdaLR",
 )  # fmt: skip
 METRICS = ("loss", "accuracy")
 COMPRESSIONS = ("none", "fp16", "bf16")

@@ -116,6 +116,23 @@ SCHEDULERS = {
     "OneCycleLR-no-momentum": lambda m, o: m.OneCycleLR(
         o, max_lr=0.3, total_steps=EPOCHS + 5, cycle_momentum=False, pct_start=0.5
     ),
+    "CyclicLR": lambda m, o: m.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4),
+    "CyclicLR-triangular2": lambda m, o: m.CyclicLR(
+        o,
+        [0.01, 0.001],
+        [0.1, 0.05],
+        step_size_up=3,
+        step_size_down=5,
+        mode="triangular2",
+        base_momentum=[0.7, 0.8],
+        max_momentum=0.95,
+    ),
+    "CyclicLR-exp-range": lambda m, o: m.CyclicLR(
+        o, 0.02, 0.2, step_size_up=6, mode="exp_range", gamma=0.97, cycle_momentum=False
+    ),
+    "CyclicLR-scale-fn": lambda m, o: m.CyclicLR(
+        o, 0.02, 0.2, step_size_up=5, scale_fn=lambda x: 1 / (1 + x), scale_mode="iterations"
+    ),
 }
 
 
@@ -126,12 +143,15 @@ def test_lr_sequence_matches_torch_with_sgd(make_sched) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["CosineAnnealingLR", "OneCycleLR-cos", "OneCycleLR-three-phase", "SequentialLR", "StepLR"],
-)
+    [
+        "CosineAnnealingLR", "OneCycleLR-cos", "OneCycleLR-three-phase", "SequentialLR",
+        "StepLR", "CyclicLR-triangular2",
+    ],
+)  # fmt: skip
 def test_lr_sequence_matches_torch_with_adam(name: str) -> None:
-    """With Adam, OneCycleLR cycles beta1 instead of momentum."""
+    """With Adam, OneCycleLR and CyclicLR cycle beta1 instead of momentum."""
     rows = assert_traces_equal(SCHEDULERS[name], "Adam")
-    if name.startswith("OneCycle"):
+    if "Cycl" in name:
         assert len({round(r[2][0], 12) for r in rows}) > 5  # beta1 really moves
 
 
@@ -190,8 +210,11 @@ def test_closed_form_step_with_epoch_matches_torch() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["StepLR", "CosineAnnealingLR", "OneCycleLR-three-phase", "LambdaLR-per-group", "SequentialLR"],
-)
+    [
+        "StepLR", "CosineAnnealingLR", "OneCycleLR-three-phase", "LambdaLR-per-group",
+        "SequentialLR", "CyclicLR-triangular2",
+    ],
+)  # fmt: skip
 def test_state_dict_round_trip_resumes_the_schedule(name: str) -> None:
     make_sched = SCHEDULERS[name]
     full = trace(sg, so, make_sched)
@@ -224,6 +247,7 @@ def test_state_dict_round_trip_resumes_the_schedule(name: str) -> None:
         "LambdaLR-per-group",
         "ChainedScheduler",
         "ReduceLROnPlateau",
+        "CyclicLR-exp-range",
     ],
 )
 def test_state_dict_keys_match_torch(name: str) -> None:

@@ -160,6 +160,13 @@ ADAMAX_OPTS = _options(
     {"betas": [(0.9, 0.999), (0.3, 0.8)], "weight_decay": [0.0, 0.1], "maximize": [False, True]}
 )
 ADADELTA_OPTS = _options({"rho": [0.9, 0.5], "weight_decay": [0.0, 0.1], "maximize": [False, True]})
+RPROP_OPTS = _options(
+    {"etas": [(0.5, 1.2), (0.3, 1.5)], "step_sizes": [(1e-6, 50), (1e-3, 0.02)],
+     "maximize": [False, True]}
+)  # fmt: skip
+ASGD_OPTS = _options(
+    {"lambd": [1e-4, 0.05], "t0": [1e6, 4], "weight_decay": [0.0, 0.1], "maximize": [False, True]}
+)
 
 # name -> (lr of the first group, options, overrides of the second group)
 CASES = {
@@ -172,6 +179,8 @@ CASES = {
     "RAdam": (0.01, RADAM_OPTS, {"lr": 0.03, "eps": 1e-6}),
     "Adamax": (0.01, ADAMAX_OPTS, {"lr": 0.03, "eps": 1e-6}),
     "Adadelta": (0.5, ADADELTA_OPTS, {"lr": 1.0, "eps": 1e-5}),
+    "Rprop": (0.01, RPROP_OPTS, {"lr": 0.05}),
+    "ASGD": (0.05, ASGD_OPTS, {"lr": 0.02, "alpha": 0.5}),
 }
 
 
@@ -234,6 +243,8 @@ STRUCT_CASES = [
     ("RMSprop", {"momentum": 0.5, "centered": True}),
     ("RMSprop", {}),
     ("Adagrad", {"initial_accumulator_value": 0.1}),
+    ("Rprop", {}),
+    ("ASGD", {"t0": 2}),
 ]
 
 
@@ -350,6 +361,8 @@ LARGE_CASES = [
     ("AdamW", {"maximize": True}),
     ("RMSprop", {"momentum": 0.5, "centered": True, "weight_decay": 0.1}),
     ("Adagrad", {"lr_decay": 0.05, "initial_accumulator_value": 0.1}),
+    ("Rprop", {"maximize": True}),
+    ("ASGD", {"t0": 2, "weight_decay": 0.1}),
 ]
 
 
@@ -707,3 +720,62 @@ def test_cuda_float32_flat_buffer_matches_cpu(name: str) -> None:
         cpu_opt.step()
         gpu_opt.step()
     np.testing.assert_allclose(to_numpy(gpu_p), to_numpy(cpu_p), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- L-BFGS
+def _lbfgs_run(lib, problem: str, **opts) -> tuple:
+    """Three L-BFGS steps on a small problem: the losses, the parameters and the counters."""
+    rng = np.random.default_rng(0)
+    if problem == "logistic":
+        w = lib.tensor(rng.standard_normal((5, 3)) * 0.1, requires_grad=True)
+        b = lib.tensor(np.zeros(3), requires_grad=True)
+        x, y = lib.tensor(rng.standard_normal((40, 5))), lib.tensor(rng.integers(0, 3, 40))
+        params = [w, b]
+
+        def loss_fn():
+            return lib.nn.functional.cross_entropy(x @ w + b, y) + 0.01 * (w**2).sum()
+    else:  # the Rosenbrock valley
+        z = lib.tensor(np.array([-1.5, 2.0]), requires_grad=True)
+        params = [z]
+
+        def loss_fn():
+            return (1 - z[0]) ** 2 + 100 * (z[1] - z[0] ** 2) ** 2
+
+    opt = lib.optim.LBFGS(params, **opts)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure).detach()) for _ in range(3)]
+    state = opt.state[params[0]]
+    return losses, [to_numpy(p) for p in params], state["func_evals"], state["n_iter"]
+
+
+@pytest.mark.parametrize(
+    "problem, opts",
+    [
+        ("logistic", {"lr": 0.8}),
+        ("logistic", {"lr": 0.8, "history_size": 3, "max_iter": 7}),
+        ("logistic", {"line_search_fn": "strong_wolfe"}),
+        ("logistic", {"line_search_fn": "strong_wolfe", "history_size": 2, "max_eval": 9}),
+        ("rosenbrock", {"line_search_fn": "strong_wolfe", "max_iter": 12}),
+    ],
+    ids=["fixed step", "short history", "strong wolfe", "wolfe short history", "rosenbrock"],
+)
+def test_lbfgs_follows_torch(problem: str, opts: dict) -> None:
+    ours, theirs = _lbfgs_run(sg, problem, **opts), _lbfgs_run(torch, problem, **opts)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-9)
+    for a, b in zip(ours[1], theirs[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert ours[2:] == theirs[2:]  # the same number of evaluations and iterations
+
+
+def test_lbfgs_refuses_groups_and_a_missing_closure() -> None:
+    a, b = sg.zeros(2, requires_grad=True), sg.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="doesn't support per-parameter options"):
+        so.LBFGS([{"params": [a]}, {"params": [b]}])
+    with pytest.raises(RuntimeError, match="closure"):
+        so.LBFGS([a]).step(None)

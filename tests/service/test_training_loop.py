@@ -180,8 +180,13 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, reference):
         (Component("RAdam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.01}), Component("MultiStepLR", {"milestones": [3, 8], "gamma": 0.5})),
         (Component("Adamax", {"lr": 0.01}), Component("CosineAnnealingWarmRestarts", {"T_0": 5})),
         (Component("Adadelta", {"lr": 1.0}), Component("LinearLR", {"start_factor": 0.2, "total_iters": 5})),
+        (Component("Rprop", {"lr": 0.01}), Component("CyclicLR", {"base_lr": 0.001, "max_lr": 0.01, "step_size_up": 2, "mode": "triangular2", "cycle_momentum": False})),
+        (Component("ASGD", {"lr": 0.05, "t0": 3}), Component("ExponentialLR", {"gamma": 0.9})),
     ],
-    ids=["NAdam-OneCycleLR", "RAdam-MultiStepLR", "Adamax-WarmRestarts", "Adadelta-LinearLR"],
+    ids=[
+        "NAdam-OneCycleLR", "RAdam-MultiStepLR", "Adamax-WarmRestarts", "Adadelta-LinearLR",
+        "Rprop-CyclicLR", "ASGD-ExponentialLR",
+    ],
 )  # fmt: skip
 def test_every_optimizer_and_scheduler_resumes_to_the_same_bytes(tmp_path, optimizer, scheduler):
     """Their state (NAdam's mu_product, a scheduler's position) lives in the checkpoint: a
