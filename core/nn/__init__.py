@@ -21,6 +21,7 @@ from .activation import (
     PReLU,
     ReLU,
     ReLU6,
+    RReLU,
     Sigmoid,
     SiLU,
     Softmax,
@@ -35,9 +36,9 @@ from .activation import (
 )
 from .attention import MultiheadAttention
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .conv import Conv1d, Conv2d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .distance import CosineSimilarity, PairwiseDistance
-from .dropout import Dropout, Dropout1d, Dropout2d
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .flatten import Flatten, Unflatten
 from .fold import Fold, Unfold
 from .linear import Bilinear, Identity, Linear
@@ -71,9 +72,12 @@ from .normalization import (
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
+    LocalResponseNorm,
     RMSNorm,
 )
 from .padding import (
+    CircularPad1d,
+    CircularPad2d,
     ConstantPad1d,
     ConstantPad2d,
     ReflectionPad1d,
@@ -96,9 +100,11 @@ from .pooling import (
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
+    MaxUnpool1d,
+    MaxUnpool2d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 from .spec import from_spec
 from .transformer import (
     Transformer,
@@ -107,9 +113,22 @@ from .transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from .upsampling import Upsample
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
+    "RReLU",
+    "ConvTranspose1d",
+    "AlphaDropout",
+    "Dropout3d",
+    "FeatureAlphaDropout",
+    "LocalResponseNorm",
+    "CircularPad1d",
+    "CircularPad2d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "EmbeddingBag",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
     "AdaptiveAvgPool1d",
     "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d",

@@ -160,6 +160,22 @@ class Softmax(_SoftmaxBase):
         return F.softmax(input, self.dim, _stacklevel=5)
 
 
+class RReLU(Module):
+    """Leaky ReLU with a random negative slope from [lower, upper] in training, their mean in
+    evaluation."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"lower={self.lower}, upper={self.upper}{inplace}"
+
+
 class Softmax2d(Module):
     """Softmax over the channels of each location of a (N, C, H, W) or (C, H, W) input."""
 

@@ -146,11 +146,7 @@ class Conv1d(_ConvNd):
         return F.conv1d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class ConvTranspose2d(_ConvNd):
-    """The adjoint of Conv2d (a "deconvolution"): each input pixel spreads a kernel-sized patch
-    over a larger output. Computed as Conv2d's input gradient, which it is."""
-
-    _n = 2
+class _ConvTransposeNd(_ConvNd):
     _transposed = True
 
     def __init__(
@@ -168,16 +164,24 @@ class ConvTranspose2d(_ConvNd):
         device=None,
         dtype=None,
     ) -> None:
+        name = type(self).__name__
         if padding_mode != "zeros":
-            raise ValueError('Only "zeros" padding mode is supported for ConvTranspose2d')
+            raise ValueError(f'Only "zeros" padding mode is supported for {name}')
         if isinstance(padding, str):
-            raise ValueError("ConvTranspose2d takes numeric padding, not a padding string")
+            raise ValueError(f"{name} takes numeric padding, not a padding string")
         super().__init__(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
             dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode,
             device=device, dtype=dtype,
         )  # fmt: skip
-        self.output_padding = F._ntuple(output_padding, 2, "output_padding")
+        self.output_padding = F._ntuple(output_padding, self._n, "output_padding")
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """The adjoint of Conv2d (a "deconvolution"): each input pixel spreads a kernel-sized patch
+    over a larger output. Computed as Conv2d's input gradient, which it is."""
+
+    _n = 2
 
     def forward(self, input: Tensor, output_size=None) -> Tensor:
         output_padding = self.output_padding
@@ -186,6 +190,24 @@ class ConvTranspose2d(_ConvNd):
                 input, output_size, self.stride, self.padding, self.kernel_size, self.dilation
             )
         return F.conv_transpose2d(
+            input, self.weight, self.bias, self.stride, self.padding, output_padding,
+            self.groups, self.dilation,
+        )  # fmt: skip
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """ConvTranspose2d over a height of 1 (weight (in, out / groups, k))."""
+
+    _n = 1
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = F._transpose_output_padding(
+                input.unsqueeze(-2), (1, tuple(output_size)[-1]), (1, *self.stride),
+                (0, *self.padding), (1, *self.kernel_size), (1, *self.dilation),
+            )[1:]  # fmt: skip
+        return F.conv_transpose1d(
             input, self.weight, self.bias, self.stride, self.padding, output_padding,
             self.groups, self.dilation,
         )  # fmt: skip

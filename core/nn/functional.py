@@ -25,6 +25,17 @@ from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 from ._reduction import apply as _reduce
 from ._reduction import resolve as _reduction
+from .functional_more_layers import (
+    alpha_dropout,
+    conv_transpose1d,
+    dropout3d,
+    embedding_bag,
+    feature_alpha_dropout,
+    local_response_norm,
+    max_unpool1d,
+    max_unpool2d,
+    rrelu,
+)
 from .functional_spatial import (
     adaptive_avg_pool1d,
     adaptive_max_pool1d,
@@ -125,6 +136,15 @@ __all__ = [
     "soft_margin_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "alpha_dropout",
+    "conv_transpose1d",
+    "dropout3d",
+    "embedding_bag",
+    "feature_alpha_dropout",
+    "local_response_norm",
+    "max_unpool1d",
+    "max_unpool2d",
+    "rrelu",
     "adaptive_avg_pool1d",
     "adaptive_max_pool1d",
     "adaptive_max_pool2d",

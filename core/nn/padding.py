@@ -83,3 +83,18 @@ class ReplicationPad2d(_PadNd):
 
     def __init__(self, padding) -> None:
         super().__init__(padding)
+
+
+class CircularPad1d(_PadNd):
+    _dims = 1
+    _mode = "circular"
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding)
+
+
+class CircularPad2d(_PadNd):
+    _mode = "circular"
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding)

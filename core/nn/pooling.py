@@ -182,3 +182,39 @@ class LPPool1d(_LPPool):
 class LPPool2d(_LPPool):
     def forward(self, input: Tensor) -> Tensor:
         return F.lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+
+# ================================================================ unpooling
+class _MaxUnpool(Module):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpool):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(_single(kernel_size), _single(stride) if stride is not None else None,
+                         _single(padding))  # fmt: skip
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool1d(
+            input, indices, self.kernel_size, self.stride, self.padding, output_size
+        )
+
+
+class MaxUnpool2d(_MaxUnpool):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(
+            F._pair(kernel_size), F._pair(stride) if stride is not None else None,
+            F._pair(padding),
+        )  # fmt: skip
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool2d(
+            input, indices, self.kernel_size, self.stride, self.padding, output_size
+        )

@@ -181,6 +181,27 @@ LAYERS = [
     ("fold", lambda nn: nn.Fold((5, 6), (2, 3), padding=1, stride=(2, 1)), (2, 12, 18)),
     ("fold_unbatched", lambda nn: nn.Fold((3, 3), 2), (8, 4)),
     ("softmax2d", lambda nn: nn.Softmax2d(), (2, 3, 4, 5)),
+    (
+        "conv_transpose1d",
+        lambda nn: nn.ConvTranspose1d(3, 4, 3, stride=2, output_padding=1),
+        (2, 3, 6),
+    ),
+    (
+        "conv_transpose1d_groups",
+        lambda nn: nn.ConvTranspose1d(4, 6, 2, groups=2, dilation=2),
+        (4, 5),
+    ),
+    ("rrelu_eval", lambda nn: nn.RReLU(0.1, 0.3).eval(), (2, 3, 4)),
+    (
+        "local_response_norm",
+        lambda nn: nn.LocalResponseNorm(3, alpha=0.1, beta=0.6, k=2.0),
+        (2, 5, 4, 3),
+    ),
+    ("local_response_norm_3d", lambda nn: nn.LocalResponseNorm(2), (2, 5, 7)),
+    ("circular_pad1d", lambda nn: nn.CircularPad1d((2, 1)), (2, 3, 5)),
+    ("circular_pad2d", lambda nn: nn.CircularPad2d((1, 2, 0, 1)), (2, 3, 4, 5)),
+    ("upsampling_nearest2d", lambda nn: nn.UpsamplingNearest2d(scale_factor=2), (2, 3, 4, 5)),
+    ("upsampling_bilinear2d", lambda nn: nn.UpsamplingBilinear2d(size=(6, 7)), (2, 3, 4, 5)),
 ]
 
 
@@ -553,3 +574,108 @@ def test_spatial_errors_match_torch(call):
             call(lib)
         messages.append((type(info.value), str(info.value)))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize(
+    "make, ids, offsets, weights",
+    [
+        (lambda nn: nn.EmbeddingBag(10, 3), [[1, 2, 4], [4, 3, 9]], None, None),
+        (
+            lambda nn: nn.EmbeddingBag(10, 3, mode="sum"),
+            [1, 2, 4, 5, 4, 3, 2, 9],
+            [0, 4],
+            [0.5] * 8,
+        ),
+        (
+            lambda nn: nn.EmbeddingBag(10, 3, mode="max"),
+            [1, 2, 4, 5, 4, 3, 2, 9],
+            [0, 1, 1, 6],
+            None,
+        ),
+        (lambda nn: nn.EmbeddingBag(10, 3, padding_idx=2), [2, 2, 4, 5, 2], [0, 2, 3], None),
+        (
+            lambda nn: nn.EmbeddingBag(10, 3, mode="sum", include_last_offset=True),
+            [1, 2, 4, 5, 4],
+            [0, 2, 5],
+            None,
+        ),
+    ],
+    ids=["mean 2-D", "sum weighted", "max with an empty bag", "padding_idx", "last offset"],
+)
+def test_embedding_bag_matches_torch(make, ids, offsets, weights):
+    ours, theirs = make(sg.nn).double(), make(torch.nn).double()
+    ours.load_state_dict({k: sg.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    assert repr(ours) == repr(theirs)
+    results = []
+    for lib, layer in ((sg, ours), (torch, theirs)):
+        args = [lib.tensor(ids)]
+        if offsets is not None:
+            args.append(lib.tensor(offsets))
+        w = None
+        if weights is not None:
+            w = lib.tensor(weights, dtype=lib.float64, requires_grad=True)
+        out = layer(*args, per_sample_weights=w)
+        (
+            out * lib.tensor(np.arange(out.numel(), dtype=np.float64).reshape(out.shape))
+        ).sum().backward()
+        results.append([out, layer.weight.grad] + ([w.grad] if w is not None else []))
+    for mine, torchs in zip(*results, strict=True):
+        close(mine, torchs)
+
+
+def test_max_unpool_inverts_max_pool_like_torch():
+    x = _input((2, 3, 6, 7))
+    for lib in (sg, torch):
+        t = lib.tensor(x, requires_grad=True)
+        out, idx = lib.nn.functional.max_pool2d(t, 2, return_indices=True)
+        restored = lib.nn.MaxUnpool2d(2)(out, idx, output_size=(6, 7))
+        (
+            restored * lib.tensor(np.arange(x.size, dtype=np.float64).reshape(x.shape))
+        ).sum().backward()
+        if lib is sg:
+            ours = (_np_of(restored), _np_of(t.grad))
+        else:
+            theirs = (restored.detach().numpy(), t.grad.numpy())
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b)
+    seq = _input((2, 3, 9))
+    o1, i1 = sg.nn.functional.max_pool1d(sg.tensor(seq), 3, return_indices=True)
+    o2, i2 = torch.nn.functional.max_pool1d(torch.tensor(seq), 3, return_indices=True)
+    np.testing.assert_allclose(
+        _np_of(sg.nn.MaxUnpool1d(3)(o1, i1)), torch.nn.MaxUnpool1d(3)(o2, i2).numpy()
+    )
+
+
+def _np_of(t):
+    return np.asarray(t.detach().numpy())
+
+
+@pytest.mark.parametrize(
+    "make, train_mean_kept",
+    [
+        (lambda nn: nn.AlphaDropout(0.3), True),
+        (lambda nn: nn.FeatureAlphaDropout(0.3), True),
+        (lambda nn: nn.Dropout3d(0.4), False),
+        (lambda nn: nn.RReLU(0.1, 0.3), False),
+    ],
+    ids=["alpha", "feature alpha", "dropout3d", "rrelu"],
+)
+def test_random_layers_are_identity_in_eval_and_keep_their_statistics(make, train_mean_kept):
+    """Random in training (so compared by statistics, not values); in eval mode each is the
+    identity (RReLU: leaky ReLU at the mean slope)."""
+    sg.manual_seed(0)
+    x = sg.randn(64, 8, 6, 5, 4, dtype=sg.float64)
+    layer = make(sg.nn)
+    out = layer(x)
+    assert tuple(out.shape) == tuple(x.shape)
+    if train_mean_kept:  # alpha dropout keeps a standard normal input's mean and variance
+        values = _np_of(out)
+        assert abs(values.mean()) < 0.05 and abs(values.std() - 1) < 0.05
+    layer.eval()
+    theirs = make(torch.nn).eval()(torch.tensor(_np_of(x)))
+    np.testing.assert_allclose(_np_of(layer(x)), theirs.numpy(), rtol=1e-12)
+    if isinstance(layer, sg.nn.Dropout3d):
+        layer.train()
+        dropped = _np_of(layer(x)).reshape(64, 8, -1)
+        whole = (dropped == 0).all(axis=2) | (dropped != 0).all(axis=2)
+        assert whole.all()  # a channel is dropped entirely or kept entirely

@@ -224,6 +224,47 @@ VARIANTS = {
         lambda: nn.Bilinear(3, 4, 5),
         lambda: nn.Bilinear(2, 2, 7, bias=False),
     ],
+    "ConvTranspose1d": [
+        lambda: nn.ConvTranspose1d(2, 4, 3, stride=2, output_padding=1, groups=2),
+        lambda: nn.ConvTranspose1d(3, 5, 2, bias=False),
+    ],
+    "RReLU": [
+        lambda: nn.RReLU(0.1, 0.2),
+    ],
+    "AlphaDropout": [
+        lambda: nn.AlphaDropout(0.2),
+    ],
+    "Dropout3d": [
+        lambda: nn.Dropout3d(0.3),
+    ],
+    "FeatureAlphaDropout": [
+        lambda: nn.FeatureAlphaDropout(),
+    ],
+    "LocalResponseNorm": [
+        lambda: nn.LocalResponseNorm(3, k=2.0),
+    ],
+    "CircularPad1d": [
+        lambda: nn.CircularPad1d((1, 2)),
+    ],
+    "CircularPad2d": [
+        lambda: nn.CircularPad2d(1),
+    ],
+    "MaxUnpool1d": [
+        lambda: nn.MaxUnpool1d(3, stride=2),
+    ],
+    "MaxUnpool2d": [
+        lambda: nn.MaxUnpool2d(2),
+    ],
+    "EmbeddingBag": [
+        lambda: nn.EmbeddingBag(10, 4, mode="max", padding_idx=1),
+        lambda: nn.EmbeddingBag(3, 2, _weight=sg.ones(3, 2)),
+    ],
+    "UpsamplingNearest2d": [
+        lambda: nn.UpsamplingNearest2d(scale_factor=2),
+    ],
+    "UpsamplingBilinear2d": [
+        lambda: nn.UpsamplingBilinear2d(size=(4, 5)),
+    ],
     "CosineEmbeddingLoss": [
         lambda: nn.CosineEmbeddingLoss(margin=0.2),
     ],
