@@ -137,3 +137,5 @@ def gradgradcheck(*args, **kwargs) -> bool:
 
 
 _ = grad_mode
+
+from . import functional as functional  # noqa: E402 - it builds on grad, defined above
