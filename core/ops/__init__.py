@@ -10,6 +10,7 @@ from . import (
     convert,
     decompositions,
     elementwise,
+    gamma,
     indexing,
     inplace,
     join,
@@ -27,6 +28,7 @@ from .arrangements import *  # noqa: F403
 from .composite import *  # noqa: F403
 from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
+from .gamma import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .join import *  # noqa: F403
 from .matrix_functions import *  # noqa: F403
@@ -41,7 +43,7 @@ from .statistics import *  # noqa: F403
 
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
-    composite, sampling, matrix_functions, scans, arrangements, statistics,
+    composite, sampling, matrix_functions, scans, arrangements, statistics, gamma,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -975,6 +975,23 @@ class Relu(Op):
         return g * _mask_like(out._data != 0, g)
 
 
+class Entr(Op):
+    """-x log x (torch.special.entr): 0 at 0, -inf below 0; the derivative -(1 + log x) is
+    inf at 0 and nan below, as torch's."""
+
+    save_inputs = (0,)
+
+    def forward(self, a):
+        xp = _xp(a)
+        safe = xp.where(a > 0, a, 1)
+        out = xp.where(a > 0, -a * xp.log(safe), xp.where(a == 0, 0, -np.inf))
+        return xp.where(xp.isnan(a), a, out).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        (a,) = self.saved
+        return g * -(a.log() + 1)
+
+
 class Erf(Op):
     save_inputs = (0,)
 

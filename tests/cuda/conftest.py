@@ -106,6 +106,7 @@ _REUSED = (
     "test_ops_indexing",
     "test_linalg",
     "test_ops_tensor_api",
+    "test_special_functions",
     "test_nn_layers",
     "test_nn_loss",
     "test_nn_attention",

@@ -9,6 +9,7 @@ import test_ops_math as math_tests
 import test_ops_reduce as reduce_tests
 import test_ops_shape as shape_tests
 import test_ops_tensor_api as api_tests
+import test_special_functions as special_tests
 from conftest import on_target
 
 # elementwise, linalg, ordering
@@ -77,3 +78,7 @@ test_statistics = on_target(api_tests.test_statistics_match_torch)
 test_small_functions = on_target(api_tests.test_small_functions_match_torch)
 test_inplace_twins = on_target(api_tests.test_inplace_twins_match_torch)
 test_random_fills = on_target(api_tests.test_random_fills_have_the_distributions_torch_draws)
+
+# the gamma family and shardgrad.special
+test_gamma_family = on_target(special_tests.test_gamma_family_matches_torch)
+test_special_namespace = on_target(special_tests.test_special_namespace_matches_torch)

@@ -1,0 +1,116 @@
+"""shardgrad.special: torch.special's functions, under its names.
+
+Most are the same functions as at the top level (torch.special.expit is torch.sigmoid); the
+few that torch keeps only here (ndtr, xlog1py, entr) are compositions of differentiable ops.
+"""
+
+from __future__ import annotations
+
+from .ops import composite as _composite
+from .ops import elementwise as _ew
+from .ops import gamma as _gamma
+from .ops import nn_ops as _nn
+from .ops import reduce as _reduce
+from .ops.elementwise import where as _where
+from .tensor import Tensor
+
+
+def gammaln(input: Tensor) -> Tensor:
+    return _gamma.lgamma(input)
+
+
+def digamma(input: Tensor) -> Tensor:
+    return _gamma.digamma(input)
+
+
+psi = digamma
+
+
+def polygamma(n: int, input: Tensor) -> Tensor:
+    return _gamma.polygamma(n, input)
+
+
+def multigammaln(input: Tensor, p: int) -> Tensor:
+    return _gamma.mvlgamma(input, p)
+
+
+def erf(input: Tensor) -> Tensor:
+    return _ew.erf(input)
+
+
+def erfc(input: Tensor) -> Tensor:
+    return _ew.erfc(input)
+
+
+def erfinv(input: Tensor) -> Tensor:
+    return _ew.erfinv(input)
+
+
+def expit(input: Tensor) -> Tensor:
+    return _ew.sigmoid(input)
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    return _composite.logit(input, eps)
+
+
+def exp2(input: Tensor) -> Tensor:
+    return _ew.exp2(input)
+
+
+def expm1(input: Tensor) -> Tensor:
+    return _ew.expm1(input)
+
+
+def log1p(input: Tensor) -> Tensor:
+    return _ew.log1p(input)
+
+
+def sinc(input: Tensor) -> Tensor:
+    return _composite.sinc(input)
+
+
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001 - torch's name
+    return _ew.round(input, decimals=decimals)
+
+
+def xlogy(input, other) -> Tensor:
+    return _ew.xlogy(input, other)
+
+
+def xlog1py(input: Tensor, other) -> Tensor:
+    """input * log1p(other), and 0 where input is 0 (unless other is nan). Only where that
+    product is nan (0 * -inf) is the value replaced, so gradients are torch's elsewhere."""
+    x = _ew._floating(input)
+    y = other if isinstance(other, Tensor) else x.new_full(tuple(x.shape), other)
+    undefined = (x._data == 0) & (y._data <= -1)
+    return _where(undefined, 0.0, x * y.log1p())
+
+
+def entr(input: Tensor) -> Tensor:
+    """-x log x elementwise: 0 at 0, -inf below."""
+    return _ew.Entr.apply(_ew._floating(input))
+
+
+def ndtr(input: Tensor) -> Tensor:
+    """The standard normal cumulative distribution function."""
+    return _nn.NormalCdf.apply(_ew._floating(input))
+
+
+def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
+    return _reduce.logsumexp(input, dim, keepdim)
+
+
+def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    return _nn.softmax(input, dim, dtype)
+
+
+def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    return _nn.log_softmax(input, dim, dtype)
+
+
+__all__ = [
+    "digamma", "entr", "erf", "erfc", "erfinv", "exp2", "expit", "expm1", "gammaln",
+    "log1p", "log_softmax", "logit", "logsumexp", "multigammaln", "ndtr", "polygamma", "psi",
+    "round", "sinc", "softmax", "xlog1py", "xlogy",
+]  # fmt: skip
