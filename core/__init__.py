@@ -6,7 +6,19 @@ numbers follow torch's.
 
 from __future__ import annotations
 
-from . import _allocator, _dtype, autograd, backend, data, linalg, nn, optim, serialization, special
+from . import (
+    _allocator,
+    _dtype,
+    autograd,
+    backend,
+    data,
+    distributions,
+    linalg,
+    nn,
+    optim,
+    serialization,
+    special,
+)
 from . import factory as _factory
 from ._dtype import (
     bool_,

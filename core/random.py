@@ -70,6 +70,14 @@ class CudaGenerator:
         with self._cp().cuda.Device(self._index):
             return self._gen.integers(low, high, size, dtype=dtype)
 
+    def gamma(self, shape, scale=1.0, size=None):
+        with self._cp().cuda.Device(self._index):
+            return self._gen.gamma(shape, scale, size)
+
+    def poisson(self, lam=1.0, size=None):
+        with self._cp().cuda.Device(self._index):
+            return self._gen.poisson(lam, size)
+
     def permutation(self, n: int):
         cp = self._cp()
         with cp.cuda.Device(self._index):

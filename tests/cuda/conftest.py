@@ -107,6 +107,7 @@ _REUSED = (
     "test_linalg",
     "test_ops_tensor_api",
     "test_special_functions",
+    "test_distributions",
     "test_nn_layers",
     "test_nn_loss",
     "test_nn_attention",

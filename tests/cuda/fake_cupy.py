@@ -399,6 +399,12 @@ class _Generator:
     def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
         return ndarray(np.asarray(self._g.integers(low, high, size, dtype, endpoint)))
 
+    def gamma(self, shape, scale=1.0, size=None):
+        return ndarray(np.asarray(self._g.gamma(_unwrap(shape), _unwrap(scale), size)))
+
+    def poisson(self, lam=1.0, size=None):
+        return ndarray(np.asarray(self._g.poisson(_unwrap(lam), size)))
+
 
 def _getDevice() -> int:  # noqa: N802 - cupy's name
     return 0

@@ -3,6 +3,7 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 
 from __future__ import annotations
 
+import test_distributions as distribution_tests
 import test_linalg as linalg_tests
 import test_ops_indexing as indexing_tests
 import test_ops_math as math_tests
@@ -82,3 +83,8 @@ test_random_fills = on_target(api_tests.test_random_fills_have_the_distributions
 # the gamma family and shardgrad.special
 test_gamma_family = on_target(special_tests.test_gamma_family_matches_torch)
 test_special_namespace = on_target(special_tests.test_special_namespace_matches_torch)
+
+# distributions
+test_distributions = on_target(distribution_tests.test_matches_torch)
+test_kl_divergence = on_target(distribution_tests.test_kl_divergence_matches_torch)
+test_distribution_draws = on_target(distribution_tests.test_draws_have_the_distribution_s_moments)

@@ -1,0 +1,27 @@
+"""shardgrad.distributions: torch.distributions' common distributions and kl_divergence.
+
+Parameters, shapes, log_prob, entropy, means and variances follow torch's formulas (and its
+argument validation); draws come from shardgrad's seeded generators. See each module:
+`distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
+"""
+
+from .distribution import Distribution, constraints
+from .kl import kl_divergence, register_kl
+from .multivariate import Dirichlet, Independent, MultivariateNormal
+from .univariate import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Exponential,
+    Gamma,
+    Laplace,
+    Normal,
+    Poisson,
+    Uniform,
+)
+
+__all__ = [
+    "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Exponential", "Gamma",
+    "Independent", "Laplace", "MultivariateNormal", "Normal", "Poisson", "Uniform",
+    "constraints", "kl_divergence", "register_kl",
+]  # fmt: skip

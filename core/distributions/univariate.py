@@ -1,0 +1,461 @@
+"""Scalar distributions: Normal, Uniform, Exponential, Laplace, Gamma, Beta (continuous) and
+Bernoulli, Categorical, Poisson (discrete), with torch's parameters, formulas and shapes.
+
+Normal, Uniform, Exponential and Laplace sample by transforming parameter-free noise
+(`rsample`, so gradients reach the parameters); Gamma, Beta and Poisson draw from the
+generator's own samplers and have `sample` only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import random as _random
+from ..nn import functional as F
+from ..ops import gamma as _gamma
+from ..special import xlogy
+from ..tensor import Size, Tensor
+from .distribution import Distribution, _noise, _shape, broadcast_all, constraints
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _gen(like: Tensor):
+    return _random.generator(like.device)
+
+
+# ================================================================ continuous
+class Normal(Distribution):
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.scale
+
+    @property
+    def variance(self) -> Tensor:
+        return self.scale.pow(2)
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        eps = _noise(self.loc, self._extended_shape(sample_shape))
+        return self.loc + eps * self.scale
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        var = self.scale**2
+        return -((value - self.loc) ** 2) / (2 * var) - self.scale.log() - _HALF_LOG_2PI
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return 0.5 * (1 + ((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)).erf())
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * (2 * value - 1).erfinv() * math.sqrt(2)
+
+    def entropy(self) -> Tensor:
+        return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
+
+
+class Uniform(Distribution):
+    has_rsample = True
+
+    def __init__(self, low, high, validate_args: bool | None = None) -> None:
+        self.low, self.high = broadcast_all(low, high)
+        self.arg_constraints = {
+            "low": constraints.less_than(self.high),
+            "high": constraints.greater_than(self.low),
+        }
+        super().__init__(self.low.shape, validate_args=validate_args)
+
+    @property
+    def support(self):
+        return constraints.half_open_interval(self.low._data, self.high._data)
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.high + self.low) / 2
+
+    @property
+    def variance(self) -> Tensor:
+        return (self.high - self.low).pow(2) / 12
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        u = _noise(self.low, self._extended_shape(sample_shape), "uniform")
+        return self.low + u * (self.high - self.low)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        inside = ((self.low._data <= value._data) & (value._data < self.high._data)).astype(
+            self.low._data.dtype
+        )
+        return Tensor._make(inside).log() - (self.high - self.low).log()
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return ((value - self.low) / (self.high - self.low)).clamp(0, 1)
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return value * (self.high - self.low) + self.low
+
+    def entropy(self) -> Tensor:
+        return (self.high - self.low).log()
+
+
+class Exponential(Distribution):
+    arg_constraints = {"rate": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+
+    def __init__(self, rate, validate_args: bool | None = None) -> None:
+        (self.rate,) = broadcast_all(rate)
+        super().__init__(self.rate.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.rate.reciprocal()
+
+    @property
+    def variance(self) -> Tensor:
+        return self.rate.pow(-2)
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        u = _noise(self.rate, self._extended_shape(sample_shape), "uniform")
+        return -(-u).log1p() / self.rate
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return self.rate.log() - self.rate * value
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return 1 - (-self.rate * value).exp()
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return -(-value).log1p() / self.rate
+
+    def entropy(self) -> Tensor:
+        return 1.0 - self.rate.log()
+
+
+class Laplace(Distribution):
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> Tensor:
+        return 2 * self.scale.pow(2)
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        u = _noise(self.loc, self._extended_shape(sample_shape), "uniform")
+        eps = np.finfo(self.loc._data.dtype).eps
+        u = u * 2 - 1
+        u = u.clamp(-1 + eps, 1)  # torch's uniform on (-1, 1)
+        return self.loc - self.scale * u.sign() * (-u.abs()).log1p()
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return -(2 * self.scale).log() - (value - self.loc).abs() / self.scale
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return (
+            0.5 - 0.5 * (value - self.loc).sign() * (-(value - self.loc).abs() / self.scale).expm1()
+        )
+
+    def entropy(self) -> Tensor:
+        return 1 + (2 * self.scale).log()
+
+
+class Gamma(Distribution):
+    """Gamma(concentration, rate): density rate^a x^(a-1) e^(-rate x) / Gamma(a)."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.greater_than(0.0)
+
+    def __init__(self, concentration, rate, validate_args: bool | None = None) -> None:
+        self.concentration, self.rate = broadcast_all(concentration, rate)
+        super().__init__(self.concentration.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.concentration / self.rate
+
+    @property
+    def mode(self) -> Tensor:
+        return ((self.concentration - 1) / self.rate).clamp(min=0)
+
+    @property
+    def variance(self) -> Tensor:
+        return self.concentration / self.rate.pow(2)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        a = self.concentration.detach().expand(*shape)._data
+        draws = _gen(self.rate).gamma(a, 1.0, size=shape)
+        out = Tensor._make(draws.astype(a.dtype)) / self.rate.detach()
+        tiny = float(np.finfo(a.dtype).tiny)
+        return out.clamp(min=tiny)  # torch clamps draws away from 0
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        a, b = self.concentration, self.rate
+        return xlogy(a, b) + xlogy(a - 1, value) - b * value - _gamma.lgamma(a)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError("Gamma.cdf needs the incomplete gamma function (igamma)")
+
+    def entropy(self) -> Tensor:
+        a = self.concentration
+        return a - self.rate.log() + _gamma.lgamma(a) + (1.0 - a) * _gamma.digamma(a)
+
+
+class Beta(Distribution):
+    arg_constraints = {
+        "concentration1": constraints.positive,
+        "concentration0": constraints.positive,
+    }
+    support = constraints.unit_interval
+
+    def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
+        self.concentration1, self.concentration0 = broadcast_all(concentration1, concentration0)
+        super().__init__(self.concentration1.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.concentration1 / (self.concentration1 + self.concentration0)
+
+    @property
+    def variance(self) -> Tensor:
+        total = self.concentration1 + self.concentration0
+        return self.concentration1 * self.concentration0 / (total.pow(2) * (total + 1))
+
+    def sample(self, sample_shape=()) -> Tensor:
+        x = Gamma(self.concentration1, 1.0, validate_args=False).sample(sample_shape)
+        y = Gamma(self.concentration0, 1.0, validate_args=False).sample(sample_shape)
+        return x / (x + y)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        a, b = self.concentration1, self.concentration0
+        log_beta = _gamma.lgamma(a) + _gamma.lgamma(b) - _gamma.lgamma(a + b)
+        return xlogy(a - 1, value) + xlogy(b - 1, 1 - value) - log_beta
+
+    def entropy(self) -> Tensor:
+        a, b = self.concentration1, self.concentration0
+        total = a + b
+        log_beta = _gamma.lgamma(a) + _gamma.lgamma(b) - _gamma.lgamma(total)
+        return (
+            log_beta
+            - (a - 1) * _gamma.digamma(a)
+            - (b - 1) * _gamma.digamma(b)
+            + (total - 2) * _gamma.digamma(total)
+        )
+
+
+# ================================================================ discrete
+def _probs_or_logits(probs, logits) -> None:
+    if (probs is None) == (logits is None):
+        raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+
+
+class Bernoulli(Distribution):
+    """1 with probability probs (or sigmoid(logits)), else 0."""
+
+    support = constraints.boolean
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+        _probs_or_logits(probs, logits)
+        if probs is not None:
+            (self.probs,) = broadcast_all(probs)
+            self.arg_constraints = {"probs": constraints.unit_interval}
+            shape = self.probs.shape
+        else:
+            (self.logits,) = broadcast_all(logits)
+            self.arg_constraints = {"logits": constraints.real}
+            shape = self.logits.shape
+        super().__init__(shape, validate_args=validate_args)
+
+    def __getattr__(self, name: str):
+        if name == "logits":
+            p = self.__dict__["probs"]
+            eps = float(np.finfo(p._data.dtype).eps)
+            clamped = p.clamp(eps, 1 - eps)
+            return clamped.log() - (-clamped).log1p()
+        if name == "probs":
+            return self.__dict__["logits"].sigmoid()
+        raise AttributeError(name)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs
+
+    @property
+    def mode(self) -> Tensor:
+        return (self.probs >= 0.5).to(self.probs.dtype)
+
+    @property
+    def variance(self) -> Tensor:
+        return self.probs * (1 - self.probs)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        p = self.probs.detach()
+        shape = self._extended_shape(sample_shape)
+        u = _noise(p, shape, "uniform")
+        return (u < p.expand(*shape)).to(p.dtype)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        logits, value = broadcast_all(self.logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+
+    def entropy(self) -> Tensor:
+        return F.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+
+class Categorical(Distribution):
+    """One of K categories with probabilities probs (rows normalised) or softmax(logits);
+    the last dimension indexes the categories."""
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+        _probs_or_logits(probs, logits)
+        if probs is not None:
+            if probs.ndim < 1:
+                raise ValueError("`probs` parameter must be at least one-dimensional.")
+            self.probs = probs / probs.sum(-1, keepdim=True)
+            self.arg_constraints = {"probs": constraints.simplex}
+            param = self.probs
+        else:
+            if logits.ndim < 1:
+                raise ValueError("`logits` parameter must be at least one-dimensional.")
+            self.logits = logits - logits.logsumexp(-1, keepdim=True)
+            self.arg_constraints = {"logits": constraints.real_vector}
+            param = self.logits
+        self._num_events = param.shape[-1]
+        super().__init__(param.shape[:-1], validate_args=validate_args)
+
+    def __getattr__(self, name: str):
+        if name == "logits":
+            p = self.__dict__["probs"]
+            eps = float(np.finfo(p._data.dtype).eps)
+            return p.clamp(eps, 1 - eps).log()
+        if name == "probs":
+            return F.softmax(self.__dict__["logits"], -1)
+        raise AttributeError(name)
+
+    @property
+    def support(self):
+        return constraints.integer_interval(0, self._num_events - 1)
+
+    @property
+    def param_shape(self) -> Size:
+        return self.probs.shape
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs.new_full(tuple(self._batch_shape), float("nan"))
+
+    @property
+    def variance(self) -> Tensor:
+        return self.probs.new_full(tuple(self._batch_shape), float("nan"))
+
+    @property
+    def mode(self) -> Tensor:
+        return self.probs.argmax(-1)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        from ..ops.sampling import multinomial  # noqa: PLC0415
+
+        shape = _shape(sample_shape)
+        count = int(np.prod(shape)) if shape else 1
+        rows = self.probs.detach().reshape(-1, self._num_events)
+        draws = multinomial(rows, count, replacement=True)  # (rows, count)
+        return draws.T.reshape(*shape, *self._batch_shape)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        value = value.long().unsqueeze(-1)
+        value, log_pmf = broadcast_all_int(value, self.logits)
+        return log_pmf.gather(-1, value[..., :1]).squeeze(-1)
+
+    def entropy(self) -> Tensor:
+        lowest = float(np.finfo(self.logits._data.dtype).min)
+        logits = self.logits.clamp(min=lowest)
+        return -(logits * self.probs).sum(-1)
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        from ..factory import arange  # noqa: PLC0415
+
+        values = arange(self._num_events, device=self.probs.device).reshape(
+            -1, *([1] * len(self._batch_shape))
+        )
+        return values.expand(-1, *self._batch_shape) if expand else values
+
+    has_enumerate_support = True
+
+
+def broadcast_all_int(value: Tensor, log_pmf: Tensor) -> tuple[Tensor, Tensor]:
+    """(value, log_pmf) broadcast over their batch dims: value (..., 1), log_pmf (..., K)."""
+    batch = np.broadcast_shapes(tuple(value.shape[:-1]), tuple(log_pmf.shape[:-1]))
+    return value.expand(*batch, 1), log_pmf.expand(*batch, log_pmf.shape[-1])
+
+
+class Poisson(Distribution):
+    arg_constraints = {"rate": constraints.nonnegative}
+    support = constraints.nonnegative_integer
+
+    def __init__(self, rate, validate_args: bool | None = None) -> None:
+        (self.rate,) = broadcast_all(rate)
+        super().__init__(self.rate.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.rate
+
+    @property
+    def mode(self) -> Tensor:
+        return self.rate.floor()
+
+    @property
+    def variance(self) -> Tensor:
+        return self.rate
+
+    def sample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        lam = self.rate.detach().expand(*shape)._data
+        return Tensor._make(_gen(self.rate).poisson(lam, size=shape).astype(lam.dtype))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        rate, value = broadcast_all(self.rate, value)
+        return xlogy(value, rate) - rate - _gamma.lgamma(value + 1)
+
+
+__all__ = [
+    "Bernoulli", "Beta", "Categorical", "Exponential", "Gamma", "Laplace", "Normal",
+    "Poisson", "Uniform",
+]  # fmt: skip
