@@ -76,7 +76,7 @@ from .ops.matrix_functions import torch_cross as cross
 from .ops.matrix_functions import torch_qr as qr
 from .ops.matrix_functions import torch_slogdet as slogdet
 from .ops.matrix_functions import torch_svd as svd
-from .random import get_rng_state, initial_seed, seed, set_rng_state
+from .random import Generator, get_rng_state, initial_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensor import Size, Tensor
 from .tensor import install_methods as _install_methods

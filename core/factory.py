@@ -238,9 +238,9 @@ def eye(
     return _finish(arr, requires_grad)
 
 
-def _random_array(kind: str, size, dtype, device, **kw):
+def _random_array(kind: str, size, dtype, device, generator=None, **kw):
     dev = _dev(device)
-    gen = _random.generator(dev)
+    gen = _random.stream(dev, generator)
     dt = _dtype.as_dtype(dtype).np
     shape = _shape(size)
     if kind == "rand":
@@ -253,23 +253,26 @@ def _random_array(kind: str, size, dtype, device, **kw):
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    return _finish(_random_array("rand", size, dtype, device), requires_grad)
+    return _finish(_random_array("rand", size, dtype, device, generator), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    return _finish(_random_array("randn", size, dtype, device), requires_grad)
+    return _finish(_random_array("randn", size, dtype, device, generator), requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, device=None, generator=None) -> Tensor:
     if size is None:  # randint(high, size)
         low, high, size = 0, low, high
     dtype = dtype if dtype is not None else _dtype.int64
-    return Tensor._make(_random_array("randint", (tuple(size),), dtype, device, low=low, high=high))
+    return Tensor._make(
+        _random_array("randint", (tuple(size),), dtype, device, generator, low=low, high=high)
+    )
 
 
 def randperm(n: int, *, dtype=None, device=None, generator=None) -> Tensor:
     dev = _dev(device)
-    arr = _random.generator(dev).permutation(n).astype(_dtype.as_dtype(dtype or _dtype.int64).np)
+    arr = _random.stream(dev, generator).permutation(n)
+    arr = arr.astype(_dtype.as_dtype(dtype or _dtype.int64).np)
     return Tensor._make(arr)
 
 

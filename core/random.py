@@ -103,3 +103,76 @@ def get_rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     _generator.bit_generator.state = state
+
+
+class Generator:
+    """`torch.Generator`: a random stream of its own, for code that keeps its draws apart from
+    the global one (random_split, a DataLoader's shuffling, nn.init, rand(..., generator=g)).
+
+    Seeded by `manual_seed` (or by `seed()`, from the operating system); its state is
+    numpy's bit-generator state. It has the draw methods shardgrad's ops call, so every
+    function that takes `generator=` uses it in place of the global stream. The numbers are
+    not torch's."""
+
+    def __init__(self, device="cpu") -> None:
+        self.device = backend.as_device(device)
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self._reseed()
+
+    def _reseed(self) -> None:
+        if self.device is None or self.device.type == "cpu":
+            self._impl = np.random.default_rng(self._seed)
+        else:
+            self._impl = CudaGenerator(backend.resolve(self.device).index, self._seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._seed = int(seed)
+        self._reseed()
+        return self
+
+    def seed(self) -> int:
+        """Reseed from the operating system's entropy; returns the new seed."""
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self._reseed()
+        return self._seed
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> dict:
+        if not isinstance(self._impl, np.random.Generator):
+            raise NotImplementedError("get_state is provided for CPU generators")
+        return self._impl.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        if not isinstance(self._impl, np.random.Generator):
+            raise NotImplementedError("set_state is provided for CPU generators")
+        self._impl.bit_generator.state = state
+        return self
+
+    # the draws shardgrad's ops ask a generator for
+    def random(self, size=None, dtype=np.float64):
+        return self._impl.random(size, dtype=dtype)
+
+    def standard_normal(self, size=None, dtype=np.float64):
+        return self._impl.standard_normal(size, dtype=dtype)
+
+    def integers(self, low, high=None, size=None, dtype=np.int64):
+        return self._impl.integers(low, high, size, dtype=dtype)
+
+    def permutation(self, n: int):
+        return self._impl.permutation(n)
+
+    def gamma(self, shape, scale=1.0, size=None):
+        return self._impl.gamma(shape, scale, size)
+
+    def poisson(self, lam=1.0, size=None):
+        return self._impl.poisson(lam, size)
+
+    def __repr__(self) -> str:
+        return f"<shardgrad.Generator object at {hex(id(self))}>"
+
+
+def stream(dev, chosen: Generator | None = None):
+    """What to draw from: the caller's Generator, or the global stream of `dev`."""
+    return chosen if chosen is not None else generator(dev)

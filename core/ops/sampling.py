@@ -17,11 +17,11 @@ from ..backend import device_of, xp_of
 from ..tensor import Tensor
 
 
-def _uniform(like, shape: tuple) -> object:
+def _uniform(like, shape: tuple, generator=None) -> object:
     """Uniform [0, 1) draws of `shape` on `like`'s device, in its float dtype (float64 for
-    other dtypes)."""
+    other dtypes), from the caller's generator or the global stream."""
     dtype = like.dtype if like.dtype in (np.float32, np.float64) else np.float64
-    return _random.generator(device_of(like)).random(shape, dtype=dtype)
+    return _random.stream(device_of(like), generator).random(shape, dtype=dtype)
 
 
 def multinomial(
@@ -55,7 +55,7 @@ def multinomial(
         raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
     if replacement:
         cdf = xp.cumsum(rows / totals, axis=1)
-        u = _uniform(p, (rows.shape[0], num_samples))
+        u = _uniform(p, (rows.shape[0], num_samples), generator)
         out = (u[:, :, None] >= cdf[:, None, :]).sum(axis=2)
         out = xp.minimum(out, categories - 1)  # u just below 1 against a cdf ending below 1
     else:
@@ -63,7 +63,7 @@ def multinomial(
             raise RuntimeError(
                 "invalid multinomial distribution (with replacement=False, not enough non-negative category to sample)"
             )
-        u = _uniform(p, rows.shape)
+        u = _uniform(p, rows.shape, generator)
         with np.errstate(divide="ignore"):
             keys = xp.log(rows) - xp.log(-xp.log(u))
         out = xp.argsort(-keys, axis=1)[:, :num_samples]
@@ -76,7 +76,7 @@ def bernoulli(input: Tensor, p: float | None = None, *, generator=None) -> Tenso
     probs = input._data if p is None else None
     if probs is not None and (bool((probs < 0).any()) or bool((probs > 1).any())):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
-    u = _uniform(input._data, input._data.shape)
+    u = _uniform(input._data, input._data.shape, generator)
     threshold = probs if probs is not None else p
     return Tensor._make((u < threshold).astype(input._data.dtype))
 
@@ -89,7 +89,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
             raise TypeError("normal() with number mean and std needs a size")
         from ..factory import randn  # noqa: PLC0415
 
-        return randn(*size, dtype=dtype, device=device) * float(std) + float(mean)
+        return randn(*size, dtype=dtype, device=device, generator=generator) * float(std) + float(
+            mean
+        )
     like = mean if isinstance(mean, Tensor) else std
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
@@ -98,7 +100,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
         raise RuntimeError("normal expects all elements of std >= 0.0")
     shape = np.broadcast_shapes(xp.shape(m), xp.shape(s))
     dt = like._data.dtype if like._data.dtype.kind == "f" else _dtype.get_default_dtype().np
-    z = _random.generator(device_of(like._data)).standard_normal(shape, dtype=dt)
+    z = _random.stream(device_of(like._data), generator).standard_normal(shape, dtype=dt)
     return Tensor._make((z * s + m).astype(dt, copy=False))
 
 
@@ -114,14 +116,15 @@ def _fill_with(t: Tensor, values) -> Tensor:
     return run_inplace(t, lambda s: Fill.apply(s, values), (), fast, keep_old=False)
 
 
-def _draw_uniform(t: Tensor):
+def _draw_uniform(t: Tensor, generator=None):
     dtype = t._data.dtype if t._data.dtype.kind == "f" else np.float64
-    return _random.generator(device_of(t._data)).random(t._data.shape, dtype=dtype)
+    return _random.stream(device_of(t._data), generator).random(t._data.shape, dtype=dtype)
 
 
-def _draw_normal(t: Tensor):
+def _draw_normal(t: Tensor, generator=None):
     dtype = t._data.dtype if t._data.dtype.kind == "f" else np.float64
-    return _random.generator(device_of(t._data)).standard_normal(t._data.shape, dtype=dtype)
+    gen = _random.stream(device_of(t._data), generator)
+    return gen.standard_normal(t._data.shape, dtype=dtype)
 
 
 def _check_float(t: Tensor, name: str) -> None:
@@ -137,14 +140,14 @@ def uniform_(self: Tensor, from_: float = 0.0, to: float = 1.0, *, generator=Non
         raise RuntimeError(
             f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}"
         )
-    return _fill_with(self, from_ + (to - from_) * _draw_uniform(self))
+    return _fill_with(self, from_ + (to - from_) * _draw_uniform(self, generator))
 
 
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None):
     _check_float(self, "normal_")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _fill_with(self, mean + std * _draw_normal(self))
+    return _fill_with(self, mean + std * _draw_normal(self, generator))
 
 
 def bernoulli_(self: Tensor, p=0.5, *, generator=None):
@@ -154,7 +157,7 @@ def bernoulli_(self: Tensor, p=0.5, *, generator=None):
         (xp_of(self._data).asarray(probs) > 1).any()
     ):
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-    return _fill_with(self, _draw_uniform(self) < probs)
+    return _fill_with(self, _draw_uniform(self, generator) < probs)
 
 
 def random_(self: Tensor, *args, generator=None, **kwargs):
@@ -178,7 +181,7 @@ def random_(self: Tensor, *args, generator=None, **kwargs):
         raise RuntimeError(
             f"random_ expects 'from' to be less than 'to', but got from={from_} >= to={to}"
         )
-    gen = _random.generator(device_of(self._data))
+    gen = _random.stream(device_of(self._data), generator)
     return _fill_with(self, gen.integers(from_, to, size=self._data.shape, dtype=np.int64))
 
 
@@ -186,13 +189,13 @@ def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None):
     _check_float(self, "exponential_")
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
-    u = _draw_uniform(self)
+    u = _draw_uniform(self, generator)
     return _fill_with(self, -xp_of(u).log1p(-u) / lambd)
 
 
 def cauchy_(self: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None):
     _check_float(self, "cauchy_")
-    u = _draw_uniform(self)
+    u = _draw_uniform(self, generator)
     return _fill_with(self, median + sigma * xp_of(u).tan(np.pi * (u - 0.5)))
 
 
@@ -200,14 +203,14 @@ def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=
     _check_float(self, "log_normal_")
     if std <= 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
-    return _fill_with(self, xp_of(self._data).exp(mean + std * _draw_normal(self)))
+    return _fill_with(self, xp_of(self._data).exp(mean + std * _draw_normal(self, generator)))
 
 
 def geometric_(self: Tensor, p: float, *, generator=None):
     """The number of Bernoulli(p) trials up to the first success (1, 2, ...)."""
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
-    u = _draw_uniform(self)
+    u = _draw_uniform(self, generator)
     xp = xp_of(u)
     return _fill_with(self, xp.ceil(xp.log1p(-u) / np.log1p(-p)).clip(1, None))
 
