@@ -19,6 +19,7 @@ from typing import Any
 from .. import _dtype, backend
 from ..autograd import grad_mode
 from ..tensor import Tensor
+from . import _backward_hooks
 from .parameter import Parameter
 
 _EXTRA_STATE_KEY_SUFFIX = "_extra_state"
@@ -135,6 +136,10 @@ class Module:
         d["_forward_pre_hooks_with_kwargs"] = {}
         d["_state_dict_hooks"] = OrderedDict()
         d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
 
     def forward(self, *input):
         raise NotImplementedError(
@@ -217,6 +222,40 @@ class Module:
             if not isinstance(mod, Module):
                 raise AttributeError("`" + item + "` is not an nn.Module")
         return mod
+
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put `module` at the dotted path `target` (its parent must exist; with strict, the
+        attribute too)."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        if strict and not hasattr(parent, name):
+            raise AttributeError(parent._get_name() + " has no attribute `" + name + "`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError("`" + name + "` is not an nn.Module")
+        setattr(parent, name, module)
+
+    def get_extra_state(self) -> Any:
+        """State that is not a tensor, saved in the state dict under `_extra_state` by
+        modules that override this (and set_extra_state)."""
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called. "
+            "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template="
+            "bug-report.yml to report this bug."
+        )
+
+    def set_extra_state(self, state: Any) -> None:
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called. "
+            "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template="
+            "bug-report.yml to report this bug."
+        )
+
+    def _has_extra_state(self) -> bool:
+        return type(self).get_extra_state is not Module.get_extra_state
 
     def get_parameter(self, target: str) -> Parameter:
         module_path, _, param_name = target.rpartition(".")
@@ -335,8 +374,10 @@ class Module:
     # ------------------------------------------------------------------ calling
     def _call_impl(self, *args, **kwargs):
         d = self.__dict__
-        if not (d["_forward_pre_hooks"] or d["_forward_hooks"]):
+        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks")):  # fmt: skip
             return self.forward(*args, **kwargs)
+        backward_hooks = d.get("_backward_hooks") or d.get("_backward_pre_hooks")
         for hook_id, hook in list(d["_forward_pre_hooks"].items()):
             if d["_forward_pre_hooks_with_kwargs"].get(hook_id):
                 res = hook(self, args, kwargs)
@@ -347,6 +388,8 @@ class Module:
                 res = hook(self, args)
                 if res is not None:
                     args = res if isinstance(res, tuple) else (res,)
+        if backward_hooks and grad_mode.state.enabled:
+            args, call_state = _backward_hooks.wrap_inputs(self, args)
         result = self.forward(*args, **kwargs)
         for hook_id, hook in list(d["_forward_hooks"].items()):
             if d["_forward_hooks_with_kwargs"].get(hook_id):
@@ -355,6 +398,8 @@ class Module:
                 res = hook(self, args, result)
             if res is not None:
                 result = res
+        if backward_hooks and grad_mode.state.enabled:
+            result = _backward_hooks.wrap_outputs(result, call_state)
         return result
 
     __call__ = _call_impl
@@ -368,6 +413,28 @@ class Module:
             self._forward_pre_hooks_with_kwargs[handle.id] = True
         if prepend:
             self._forward_pre_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_input, grad_output), once the gradients with respect to the
+        module's tensor inputs are computed; it may return a replacement grad_input."""
+        return self._add_hook(self._backward_hooks, hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_output), before the module's backward; it may return a
+        replacement grad_output."""
+        return self._add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        """torch's deprecated spelling; shardgrad gives it the full hook's semantics, which
+        torch recommends instead."""
+        return self.register_full_backward_hook(hook)
+
+    def _add_hook(self, hooks: OrderedDict, hook, prepend: bool) -> RemovableHandle:
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_forward_hook(
@@ -549,6 +616,8 @@ class Module:
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = buf if keep_vars else buf.detach()
+        if self._has_extra_state():
+            destination[prefix + _EXTRA_STATE_KEY_SUFFIX] = self.get_extra_state()
 
     def state_dict(
         self, *args, destination=None, prefix: str = "", keep_vars: bool = False
@@ -561,6 +630,8 @@ class Module:
                 keep_vars = args[2]
         if destination is None:
             destination = OrderedDict()
+        for hook in self.__dict__.get("_state_dict_pre_hooks", {}).values():
+            hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
@@ -631,9 +702,17 @@ class Module:
                     f"{_tsize(param.shape)} and whose dimensions in the checkpoint are "
                     f"{_tsize(input_param.shape)}, an exception occurred : {ex.args}."
                 )
+        extra_key = prefix + _EXTRA_STATE_KEY_SUFFIX
+        if self._has_extra_state():
+            if extra_key in state_dict:
+                self.set_extra_state(state_dict[extra_key])
+            elif strict:
+                missing_keys.append(extra_key)
+        elif strict and extra_key in state_dict:
+            unexpected_keys.append(extra_key)
         if strict:
             for key in state_dict:
-                if key.startswith(prefix) and key != prefix + _EXTRA_STATE_KEY_SUFFIX:
+                if key.startswith(prefix) and key != extra_key:
                     input_name = key[len(prefix) :].split(".", 1)
                     if len(input_name) > 1:
                         if input_name[0] not in self._modules:
@@ -671,6 +750,10 @@ class Module:
                     load(child, child_state_dict, child_prefix)
 
         load(self, state_dict)
+        incompatible = _IncompatibleKeys(missing_keys, unexpected_keys)
+        for module in self.modules():  # post hooks may edit the key lists in place
+            for hook in module.__dict__.get("_load_state_dict_post_hooks", {}).values():
+                hook(module, incompatible)
         if strict:
             if unexpected_keys:
                 error_msgs.insert(
@@ -692,7 +775,25 @@ class Module:
                     type(self).__name__, "\n\t".join(error_msgs)
                 )
             )
-        return _IncompatibleKeys(missing_keys, unexpected_keys)
+        return incompatible
+
+    def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """hook(module, prefix, keep_vars), before the module's state_dict is taken."""
+        return self._add_hook(self._state_dict_pre_hooks, hook, False)
+
+    def register_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """hook(module, state_dict, prefix, local_metadata), after; it may edit state_dict."""
+        return self._add_hook(self._state_dict_hooks, hook, False)
+
+    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs), before this module's entries are loaded; it may edit
+        state_dict (to rename old keys, say)."""
+        return self._add_hook(self._load_state_dict_pre_hooks, functools.partial(hook, self), False)
+
+    def register_load_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """hook(module, incompatible_keys), after loading; it may edit the key lists."""
+        return self._add_hook(self._load_state_dict_post_hooks, hook, False)
 
     # ------------------------------------------------------------------ printing
     def _get_name(self) -> str:

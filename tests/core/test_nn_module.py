@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -370,3 +371,94 @@ REPR_CASES = [
 @pytest.mark.parametrize("expr", REPR_CASES)
 def test_layer_repr_matches_torch(expr):
     assert repr(eval("sg.nn." + expr)) == repr(eval("torch.nn." + expr))
+
+
+# ---------------------------------------------------------------- backward and state hooks
+def _hooked_run(lib, weights):
+    lin = lib.nn.Linear(3, 2).double()
+    lin.load_state_dict({k: lib.tensor(v) for k, v in weights.items()})
+    log = []
+    lin.register_full_backward_pre_hook(lambda m, go: log.append(("pre", [g.tolist() for g in go])))
+
+    def full(m, gi, go):
+        log.append(
+            ("full", [None if g is None else g.tolist() for g in gi], [g.tolist() for g in go])
+        )
+        return (gi[0] * 2,) if gi[0] is not None else None
+
+    handle = lin.register_full_backward_hook(full)
+    x = lib.tensor([[1.0, 2.0, 3.0]], dtype=lib.float64, requires_grad=True)
+    (lin(x) * lib.tensor([[1.0, -1.0]], dtype=lib.float64)).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns when no input requires grad
+        lin(lib.tensor([[1.0, 2.0, 3.0]], dtype=lib.float64)).sum().backward()
+    handle.remove()
+    lin(x).sum().backward()  # the full hook is gone; the pre hook still runs
+    return log, x.grad.tolist()
+
+
+def test_backward_hooks_see_and_replace_gradients_like_torch():
+    torch.manual_seed(0)
+    weights = {
+        k: v.detach().numpy().copy() for k, v in torch.nn.Linear(3, 2).double().state_dict().items()
+    }
+    assert _hooked_run(sg, weights) == _hooked_run(torch, weights)
+
+
+def test_backward_hooks_in_a_network():
+    for lib in (sg, torch):
+        lib.manual_seed(0)
+        net = lib.nn.Sequential(lib.nn.Linear(4, 3), lib.nn.ReLU(), lib.nn.Linear(3, 1))
+        order = []
+        for i, m in enumerate(net):
+            m.register_full_backward_hook(lambda mod, gi, go, i=i, order=order: order.append(i))
+        net(lib.randn(5, 4, requires_grad=True)).sum().backward()
+        assert order == [2, 1, 0]
+
+
+def test_state_dict_hooks_and_extra_state_like_torch():
+    class Counter:
+        """A module mixin with non-tensor state, saved as extra state."""
+
+        def __init__(self):
+            super().__init__()
+            self.count = 3
+
+        def get_extra_state(self):
+            return {"count": self.count}
+
+        def set_extra_state(self, state):
+            self.count = state["count"]
+
+    for lib in (sg, torch):
+        cls = type("Counted", (Counter, lib.nn.Module), {})
+        a, b = cls(), cls()
+        a.count = 9
+        seen = []
+        a.register_state_dict_pre_hook(
+            lambda m, prefix, keep_vars, seen=seen: seen.append(("pre", prefix))
+        )
+        a.register_state_dict_post_hook(lambda m, sd, prefix, meta: sd.__setitem__("extra_key", 1))
+        sd = a.state_dict()
+        assert sd["_extra_state"] == {"count": 9} and seen == [("pre", "")]
+
+        def rename(module, state_dict, prefix, *rest):
+            state_dict.pop(prefix + "extra_key", None)
+
+        b.register_load_state_dict_pre_hook(rename)
+        b.register_load_state_dict_post_hook(
+            lambda m, keys, seen=seen: seen.append(("post", list(keys.unexpected_keys)))
+        )
+        result = b.load_state_dict(sd)
+        assert b.count == 9 and seen[-1] == ("post", []) and not result.missing_keys
+        with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "_extra_state"'):
+            cls().load_state_dict({})
+
+
+def test_set_submodule_like_torch():
+    for lib in (sg, torch):
+        net = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.Sequential(lib.nn.ReLU()))
+        net.set_submodule("1.0", lib.nn.Tanh())
+        assert isinstance(net[1][0], lib.nn.Tanh)
+        with pytest.raises(AttributeError):
+            net.set_submodule("1.missing", lib.nn.Tanh(), strict=True)
