@@ -37,7 +37,18 @@ from .reduction import block_range, maximal_blocks, reduce_block
 from .running_stats import StatsRecorder
 from .shm import Attachments
 
-LOSSES = tuple(n for n in nn.__all__ if n.endswith("Loss"))
+# Losses a job can name: those computed from (output, target). The others need a third
+# input (a second embedding, a negative example, a variance) that a dataset row lacks.
+_THREE_INPUTS = frozenset(
+    {
+        "CosineEmbeddingLoss",
+        "GaussianNLLLoss",
+        "MarginRankingLoss",
+        "TripletMarginLoss",
+        "TripletMarginWithDistanceLoss",
+    }
+)
+LOSSES = tuple(n for n in nn.__all__ if n.endswith("Loss") and n not in _THREE_INPUTS)
 
 
 class Cancelled(Exception):

@@ -93,6 +93,7 @@ def test_valid_config_passes_with_data(registry):
         ({"dataset": "synthetic:spirals"}, "dataset"),
         ({"dataset": "synthetic:classification:n=abc"}, "dataset"),
         ({"loss": Component("HingeLoss")}, "loss.name"),
+        ({"loss": Component("TripletMarginLoss")}, "loss.name"),  # needs three inputs
         ({"loss": Component("CrossEntropyLoss", {"reduction": "mean"})}, "loss.kwargs.reduction"),
         ({"loss": Component("CrossEntropyLoss", {"weight": [1, 2, 3]})}, "loss.kwargs.weight"),
         ({"optimizer": Component("LBFGS")}, "optimizer.name"),
