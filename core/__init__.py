@@ -13,11 +13,13 @@ from . import (
     backend,
     data,
     distributions,
+    func,
     linalg,
     nn,
     optim,
     serialization,
     special,
+    utils,
 )
 from . import factory as _factory
 from ._dtype import (
