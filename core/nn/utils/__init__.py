@@ -13,9 +13,14 @@ from ...autograd import grad_mode
 from ...backend import xp_of
 from ...ops.nn_ops import FlatCat
 from ...tensor import Tensor
+from . import parametrizations as parametrizations  # nn.utils.parametrizations
+from . import parametrize as parametrize  # nn.utils.parametrize
 from . import rnn as rnn  # nn.utils.rnn, as in torch
+from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = [
+    "remove_weight_norm",
+    "weight_norm",
     "clip_grad_norm_",
     "clip_grad_norm",
     "clip_grad_value_",
