@@ -27,7 +27,10 @@ def _gen(like: Tensor):
 
 
 # ================================================================ continuous
-class Normal(Distribution):
+class _LocationScale(Distribution):
+    """A distribution on the reals symmetric about loc, with a positive scale (Normal,
+    Laplace): its mean and mode are loc."""
+
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     has_rsample = True
@@ -44,6 +47,8 @@ class Normal(Distribution):
     def mode(self) -> Tensor:
         return self.loc
 
+
+class Normal(_LocationScale):
     @property
     def stddev(self) -> Tensor:
         return self.scale
@@ -153,19 +158,7 @@ class Exponential(Distribution):
         return 1.0 - self.rate.log()
 
 
-class Laplace(Distribution):
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
+class Laplace(_LocationScale):
     @property
     def variance(self) -> Tensor:
         return 2 * self.scale.pow(2)

@@ -38,12 +38,16 @@ def _replace(result, grads: tuple, what: str) -> tuple:
     return result
 
 
-class _BackwardHookOutputs(Op):
-    """Identity on a module's outputs; its backward runs the pre-hooks on grad_output."""
+class _Identity(Op):
+    """The arrays unchanged, with the call's state for backward."""
 
     def forward(self, *arrays, state=None):
         self.state = state
         return tuple(arrays)
+
+
+class _BackwardHookOutputs(_Identity):
+    """Identity on a module's outputs; its backward runs the pre-hooks on grad_output."""
 
     def backward(self, *grads):
         state = self.state
@@ -58,12 +62,8 @@ class _BackwardHookOutputs(Op):
         return grads
 
 
-class _BackwardHookInputs(Op):
+class _BackwardHookInputs(_Identity):
     """Identity on a module's tensor inputs; its backward runs the full hooks."""
-
-    def forward(self, *arrays, state=None):
-        self.state = state
-        return tuple(arrays)
 
     def backward(self, *grads):
         state = self.state

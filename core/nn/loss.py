@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
+from .pair_losses import check_triplet_margin
 
 
 class _Loss(Module):
@@ -226,10 +227,7 @@ class TripletMarginLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(size_average, reduce, reduction)
-        if margin <= 0:
-            raise ValueError(
-                f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead"
-            )
+        check_triplet_margin("TripletMarginLoss", margin)
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
@@ -249,11 +247,7 @@ class TripletMarginWithDistanceLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction=reduction)
-        if margin <= 0:
-            raise ValueError(
-                "TripletMarginWithDistanceLoss: expected margin to be greater than 0, got "
-                f"{margin} instead"
-            )
+        check_triplet_margin("TripletMarginWithDistanceLoss", margin)
         self.distance_function = distance_function
         self.margin, self.swap = margin, swap
 

@@ -236,6 +236,11 @@ def triplet_margin_loss(
     return _reduce((margin + d_pos - d_neg).clamp_min(0), reduction)
 
 
+def check_triplet_margin(name: str, margin: float) -> None:
+    if margin <= 0:
+        raise ValueError(f"{name}: expected margin to be greater than 0, got {margin} instead")
+
+
 def _check_triplet(anchor: Tensor, positive: Tensor, negative: Tensor) -> None:
     dims = (anchor.ndim, positive.ndim, negative.ndim)
     if len(set(dims)) != 1:
@@ -257,11 +262,7 @@ def triplet_margin_with_distance_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """triplet_margin_loss with a distance of the caller's (pairwise L2 by default)."""
-    if margin <= 0:
-        raise ValueError(
-            "TripletMarginWithDistanceLoss: expected margin to be greater than 0, got "
-            f"{margin} instead"
-        )
+    check_triplet_margin("TripletMarginWithDistanceLoss", margin)
     reduction = _resolve(None, None, reduction)
     _check_triplet(anchor, positive, negative)
     distance = distance_function if distance_function is not None else pairwise_distance

@@ -160,24 +160,7 @@ class RNNBase(Module):
         directions = 2 if self.bidirectional else 1
         batch = input.shape[1]
         h0, c0 = self._initial_state(hx, batched, batch, directions, input)
-        layer_input = input
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(directions):
-                index = layer * directions + direction
-                out, h, c = self._run(
-                    layer, direction, layer_input, h0[index], None if c0 is None else c0[index]
-                )
-                outputs.append(out)
-                h_n.append(h)
-                c_n.append(c)
-            layer_input = outputs[0] if directions == 1 else cat(outputs, -1)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout)
-        output = layer_input
-        hidden = stack(h_n)
-        cell = stack(c_n) if self.mode == "LSTM" else None
+        output, hidden, cell = self._layers(input, h0, c0, self._run)
         if not batched:
             output, hidden = output.squeeze(1), hidden.squeeze(1)
             cell = cell.squeeze(1) if cell is not None else None
@@ -203,31 +186,36 @@ class RNNBase(Module):
             )
         directions = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, True, sizes[0] if sizes else 0, directions, data)
-        layer_input = data
+
+        def run(layer, direction, x, h, c):
+            return self._run_packed(layer, direction, x, sizes, h, c)
+
+        data_out, hidden, cell = self._layers(data, h0, c0, run)
+        output = PackedSequence(
+            data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        )
+        if packed.unsorted_indices is not None:  # back to the caller's order
+            hidden = hidden.index_select(1, packed.unsorted_indices)
+            cell = cell.index_select(1, packed.unsorted_indices) if cell is not None else None
+        return output, ((hidden, cell) if self.mode == "LSTM" else hidden)
+
+    def _layers(self, x: Tensor, h0: Tensor, c0, run) -> tuple:
+        """The stacked layers over x (padded or packed steps: `run` does one layer in one
+        direction), dropout between them in training: (output, h_n, c_n or None)."""
+        directions = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(directions):
                 index = layer * directions + direction
-                out, h, c = self._run_packed(
-                    layer, direction, layer_input, sizes, h0[index],
-                    None if c0 is None else c0[index],
-                )  # fmt: skip
+                out, h, c = run(layer, direction, x, h0[index], None if c0 is None else c0[index])
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)
-            layer_input = outputs[0] if directions == 1 else cat(outputs, -1)
+            x = outputs[0] if directions == 1 else cat(outputs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout)
-        output = PackedSequence(
-            layer_input, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
-        )
-        hidden = stack(h_n)
-        cell = stack(c_n) if self.mode == "LSTM" else None
-        if packed.unsorted_indices is not None:  # back to the caller's order
-            hidden = hidden.index_select(1, packed.unsorted_indices)
-            cell = cell.index_select(1, packed.unsorted_indices) if cell is not None else None
-        return output, ((hidden, cell) if self.mode == "LSTM" else hidden)
+                x = F.dropout(x, self.dropout)
+        return x, stack(h_n), (stack(c_n) if self.mode == "LSTM" else None)
 
     def _initial_state(self, hx, batched: bool, batch: int, directions: int, like: Tensor):
         layers = self.num_layers * directions

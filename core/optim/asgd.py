@@ -11,7 +11,15 @@ import numpy as np
 from .. import _dtype
 from ..tensor import Tensor
 from ._arrays import effective_grad, launch, state_like
-from .optimizer import Optimizer, ParamsT, bump_step, reject_unsupported, scalar_tensor, to_scalar
+from .optimizer import (
+    Optimizer,
+    ParamsT,
+    bump_step,
+    check_lr,
+    reject_unsupported,
+    scalar_tensor,
+    to_scalar,
+)
 
 __all__ = ["ASGD"]
 
@@ -38,10 +46,7 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        check_lr(lr)
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         reject_unsupported(capturable=capturable, differentiable=differentiable)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..autograd import grad_mode
 from ..ops.join import cat
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, to_scalar
+from .optimizer import Optimizer, ParamsT, check_lr, to_scalar
 
 __all__ = ["LBFGS"]
 
@@ -135,10 +135,7 @@ class LBFGS(Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        check_lr(lr)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = {

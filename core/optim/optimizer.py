@@ -71,12 +71,17 @@ def bump_step(state: dict) -> float:
     return float(st)
 
 
-def check_adam_args(lr, betas, eps: float, weight_decay: float) -> None:
-    """torch's argument checks shared by the Adam family (Adam, AdamW, NAdam, RAdam, Adamax)."""
+def check_lr(lr) -> None:
+    """torch's check of a learning rate: a non-negative number or a one-element Tensor."""
     if isinstance(lr, Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")
     if not 0.0 <= lr:
         raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def check_adam_args(lr, betas, eps: float, weight_decay: float) -> None:
+    """torch's argument checks shared by the Adam family (Adam, AdamW, NAdam, RAdam, Adamax)."""
+    check_lr(lr)
     if not 0.0 <= eps:
         raise ValueError(f"Invalid epsilon value: {eps}")
     if not 0.0 <= betas[0] < 1.0:

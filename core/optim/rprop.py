@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from ._arrays import effective_grad, launch, state_like
-from .optimizer import Optimizer, ParamsT, bump_step, reject_unsupported, scalar_tensor, to_scalar
+from .optimizer import (
+    Optimizer,
+    ParamsT,
+    bump_step,
+    check_lr,
+    reject_unsupported,
+    scalar_tensor,
+    to_scalar,
+)
 
 __all__ = ["Rprop"]
 
@@ -26,10 +34,7 @@ class Rprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        check_lr(lr)
         if not 0.0 < etas[0] < 1.0 < etas[1]:
             raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
         reject_unsupported(capturable=capturable, differentiable=differentiable)
