@@ -15,6 +15,7 @@ from .. import _dtype
 from .. import random as _random
 from ..autograd import grad_mode
 from ..backend import xp_of
+from ..factory import tensor
 from ..tensor import Size, Tensor
 
 __all__ = ["Distribution"]
@@ -183,8 +184,6 @@ def broadcast_all(*values) -> tuple[Tensor, ...]:
     dtype = like.dtype if like is not None and like.is_floating_point() else None
     dtype = dtype or _dtype.get_default_dtype()
     device = like.device if like is not None else None
-    from ..factory import tensor  # noqa: PLC0415
-
     ts = [
         v if isinstance(v, Tensor) else tensor(float(v), dtype=dtype, device=device) for v in values
     ]

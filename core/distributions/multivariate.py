@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .. import linalg
+from ..factory import eye
 from ..ops import gamma as _gamma
 from ..special import xlogy
 from ..tensor import Tensor
@@ -127,8 +128,6 @@ def _precision_to_scale_tril(p: Tensor) -> Tensor:
     """torch's route from a precision matrix to the covariance's Cholesky factor."""
     lf = linalg.cholesky(p.flip(-2, -1)).flip(-2, -1)
     l_inv = lf.mT
-    from ..factory import eye  # noqa: PLC0415
-
     identity = eye(p.shape[-1], dtype=p.dtype, device=p.device)
     return linalg.solve_triangular(l_inv, identity, upper=False)
 

@@ -13,8 +13,10 @@ import math
 import numpy as np
 
 from .. import random as _random
+from ..factory import arange
 from ..nn import functional as F
 from ..ops import gamma as _gamma
+from ..ops.sampling import multinomial
 from ..special import xlogy
 from ..tensor import Size, Tensor
 from .distribution import Distribution, _noise, _shape, broadcast_all, constraints
@@ -381,8 +383,6 @@ class Categorical(Distribution):
         return self.probs.argmax(-1)
 
     def sample(self, sample_shape=()) -> Tensor:
-        from ..ops.sampling import multinomial  # noqa: PLC0415
-
         shape = _shape(sample_shape)
         count = int(np.prod(shape)) if shape else 1
         rows = self.probs.detach().reshape(-1, self._num_events)
@@ -401,8 +401,6 @@ class Categorical(Distribution):
         return -(logits * self.probs).sum(-1)
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
-        from ..factory import arange  # noqa: PLC0415
-
         values = arange(self._num_events, device=self.probs.device).reshape(
             -1, *([1] * len(self._batch_shape))
         )

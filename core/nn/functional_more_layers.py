@@ -13,6 +13,7 @@ import numpy as np
 from .. import random as _random
 from ..backend import xp_of
 from ..ops.indexing import index_add
+from ..ops.join import stack
 from ..tensor import Tensor
 from . import functional as F
 
@@ -160,8 +161,6 @@ def embedding_bag(
                 outs.append(chosen.max(0).values)
             else:
                 outs.append(Tensor._make(xp.zeros((dim,), dtype=weight._data.dtype)))
-        from ..ops.join import stack  # noqa: PLC0415
-
         return stack(outs, 0) if outs else Tensor._make(xp.zeros((0, dim), weight._data.dtype))
     if per_sample_weights is not None:
         rows = rows * per_sample_weights.unsqueeze(1)

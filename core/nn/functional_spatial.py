@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backend import xp_of
 from ..ops import nn_ops as _nn
+from ..ops.products import einsum
 from ..tensor import Tensor
 from . import functional as F
 
@@ -291,8 +292,6 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
 # ================================================================ bilinear
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y_k = x1^T W_k x2 + b_k over the last dims, batches broadcast."""
-    from ..ops.products import einsum  # noqa: PLC0415
-
     if input1.shape[-1] != weight.shape[1]:
         raise RuntimeError(
             f"bilinear(): input1 size does not match weight size: got {input1.shape[-1]} but "

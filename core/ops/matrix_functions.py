@@ -13,11 +13,12 @@ import math
 
 import numpy as np
 
+from ..backend import xp_of
 from ..tensor import Tensor, _wrap_dim
 from . import decompositions as dec
 from ._select import return_type
 from .decompositions import check_matrix
-from .elementwise import where
+from .elementwise import _dtype_name, where
 from .join import stack
 from .products import matmul
 from .reduce import norm as _vector_norm
@@ -88,7 +89,6 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
 
 def _like(A: Tensor, array: np.ndarray):
     """A numpy array on A's device."""
-    from ..backend import xp_of  # noqa: PLC0415
 
     return xp_of(A._data).asarray(array)
 
@@ -136,8 +136,6 @@ def _solve_matrices(fn: str, A: Tensor, B: Tensor) -> Tensor:
 
 
 def _name(t: Tensor) -> str:
-    from .elementwise import _dtype_name  # noqa: PLC0415
-
     return _dtype_name(t)
 
 
@@ -212,7 +210,6 @@ def eigvalsh(A: Tensor, UPLO: str = "L") -> Tensor:
 
 
 def _xp(A: Tensor):
-    from ..backend import xp_of  # noqa: PLC0415
 
     return xp_of(A._data)
 

@@ -14,6 +14,7 @@ from ..tensor import Tensor, _wrap_dim
 from ._select import return_type
 from .elementwise import where
 from .indexing import gather
+from .join import stack
 
 _nanmedian_t = return_type("nanmedian")
 _mode_t = return_type("mode")
@@ -136,8 +137,6 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
         outs.append(out if keepdim and dim is not None else out.squeeze(axis))
     if dim is None and keepdim:
         outs = [o.reshape(*([1] * input.ndim)) for o in outs]
-    from .join import stack  # noqa: PLC0415
-
     return outs[0] if scalar else stack(outs, 0)
 
 

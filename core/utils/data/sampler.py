@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from ... import random as _random
+from ...factory import tensor
+from ...ops.sampling import multinomial
 
 __all__ = [
     "BatchSampler", "DistributedSampler", "RandomSampler", "Sampler", "SequentialSampler",
@@ -105,9 +107,6 @@ class WeightedRandomSampler(Sampler):
         self.num_samples, self.replacement, self.generator = num_samples, replacement, generator
 
     def __iter__(self) -> Iterator[int]:
-        from ...factory import tensor  # noqa: PLC0415
-        from ...ops.sampling import multinomial  # noqa: PLC0415
-
         draws = multinomial(
             tensor(self.weights), self.num_samples, self.replacement, generator=self.generator
         )
