@@ -363,7 +363,12 @@ def test_metrics_follow_streams_until_the_job_ends(server):
     assert train == list(range(1, 7))
     assert [e.step for e in evals] == [3, 6]
     assert 0.0 <= evals[-1].values["eval_accuracy"] <= 1.0
-    assert seen[-1].state == pb.JOB_STATE_SUCCEEDED
+    # the stream ended because the job did (its last event may carry the state read with it,
+    # RUNNING: the loop writes its last metrics before its final state)
+    done = server.stub.GetJob(
+        pb.GetJobRequest(job_id=job.job_id), metadata=server.metadata, timeout=10
+    )
+    assert done.state == pb.JOB_STATE_SUCCEEDED
 
 
 # ---------------------------------------------------------------------- checkpoints, deletion

@@ -85,4 +85,8 @@ def test_tls_api_with_a_local_worker(procs, tmp_path):
         ):
             last = event
         assert last.step == 4 and last.workers == 1
-        assert last.state == pb.JOB_STATE_SUCCEEDED
+        # A followed stream ends once the job has: the job's own record says how. (The last
+        # event carries the state read with it, which may still be RUNNING: the loop writes
+        # its last metrics before its final state.)
+        done = stub.GetJob(pb.GetJobRequest(job_id=job.job_id), metadata=metadata, timeout=10)
+        assert done.state == pb.JOB_STATE_SUCCEEDED
