@@ -132,6 +132,22 @@ class Conv2d(_ConvNd):
         return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
+class Conv3d(_ConvNd):
+    """A volumetric convolution, (N, C, D, H, W) in: one 2-D convolution per kernel depth."""
+
+    _n = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            return F.conv3d(
+                self._padded(input), self.weight, self.bias, self.stride, 0, self.dilation,
+                self.groups,
+            )  # fmt: skip
+        return F.conv3d(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
 class Conv1d(_ConvNd):
     _n = 1
 

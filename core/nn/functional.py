@@ -25,6 +25,13 @@ from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 from ._reduction import apply as _reduce
 from ._reduction import resolve as _reduction
+from .functional_3d import (
+    adaptive_avg_pool3d,
+    adaptive_max_pool3d,
+    avg_pool3d,
+    conv3d,
+    max_pool3d,
+)
 from .functional_more_layers import (
     alpha_dropout,
     conv_transpose1d,
@@ -136,6 +143,11 @@ __all__ = [
     "soft_margin_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool3d",
+    "avg_pool3d",
+    "conv3d",
+    "max_pool3d",
     "alpha_dropout",
     "conv_transpose1d",
     "dropout3d",

@@ -266,6 +266,12 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"expected 4D input (got {input.ndim}D input)")
 
 
+class BatchNorm3d(_BatchNorm):
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.ndim != 5:
+            raise ValueError(f"expected 5D input (got {input.ndim}D input)")
+
+
 class _InstanceNorm(_NormBase):
     """Per-sample, per-channel normalisation; running statistics only with
     `track_running_stats` (used in eval mode then)."""
@@ -311,6 +317,10 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _spatial = 3
 
 
 class LocalResponseNorm(Module):

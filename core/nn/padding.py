@@ -28,7 +28,7 @@ class _PadNd(Module):
         return F.pad(input, self.padding, self._mode)
 
     def extra_repr(self) -> str:
-        if self._mode == "constant" and not isinstance(self, (ZeroPad1d, ZeroPad2d)):
+        if self._mode == "constant" and not isinstance(self, (ZeroPad1d, ZeroPad2d, ZeroPad3d)):
             return f"padding={self.padding}, value={self.value}"
         return f"{self.padding}"
 
@@ -94,6 +94,44 @@ class CircularPad1d(_PadNd):
 
 
 class CircularPad2d(_PadNd):
+    _mode = "circular"
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding)
+
+
+class ConstantPad3d(_PadNd):
+    _dims = 3
+
+    def __init__(self, padding, value: float) -> None:
+        super().__init__(padding, value)
+
+
+class ZeroPad3d(_PadNd):
+    _dims = 3
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+
+class ReflectionPad3d(_PadNd):
+    _dims = 3
+    _mode = "reflect"
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding)
+
+
+class ReplicationPad3d(_PadNd):
+    _dims = 3
+    _mode = "replicate"
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding)
+
+
+class CircularPad3d(_PadNd):
+    _dims = 3
     _mode = "circular"
 
     def __init__(self, padding) -> None:

@@ -202,6 +202,39 @@ LAYERS = [
     ("circular_pad2d", lambda nn: nn.CircularPad2d((1, 2, 0, 1)), (2, 3, 4, 5)),
     ("upsampling_nearest2d", lambda nn: nn.UpsamplingNearest2d(scale_factor=2), (2, 3, 4, 5)),
     ("upsampling_bilinear2d", lambda nn: nn.UpsamplingBilinear2d(size=(6, 7)), (2, 3, 4, 5)),
+    ("conv3d", lambda nn: nn.Conv3d(2, 4, 3, stride=(1, 2, 1), padding=1), (2, 2, 5, 6, 4)),
+    (
+        "conv3d_groups_dilated",
+        lambda nn: nn.Conv3d(4, 6, (2, 3, 2), dilation=(2, 1, 1), groups=2, bias=False),
+        (2, 4, 6, 5, 4),
+    ),
+    ("conv3d_same_unbatched", lambda nn: nn.Conv3d(2, 3, (3, 2, 3), padding="same"), (2, 4, 5, 4)),
+    (
+        "conv3d_circular",
+        lambda nn: nn.Conv3d(2, 3, 3, padding=1, padding_mode="circular"),
+        (1, 2, 4, 4, 4),
+    ),
+    ("max_pool3d", lambda nn: nn.MaxPool3d(2), (2, 3, 4, 6, 4)),
+    (
+        "max_pool3d_padded",
+        lambda nn: nn.MaxPool3d((3, 2, 3), stride=2, padding=1, ceil_mode=True),
+        (2, 2, 5, 6, 7),
+    ),
+    ("avg_pool3d", lambda nn: nn.AvgPool3d(3, stride=2, padding=1), (2, 2, 5, 6, 7)),
+    (
+        "avg_pool3d_exclude_pad",
+        lambda nn: nn.AvgPool3d(2, padding=1, count_include_pad=False),
+        (1, 2, 4, 5, 3),
+    ),
+    ("avg_pool3d_divisor", lambda nn: nn.AvgPool3d(2, divisor_override=3), (1, 2, 4, 4, 4)),
+    ("adaptive_avg_pool3d", lambda nn: nn.AdaptiveAvgPool3d((2, None, 3)), (2, 2, 5, 6, 7)),
+    ("adaptive_max_pool3d", lambda nn: nn.AdaptiveMaxPool3d(2), (2, 2, 5, 3, 4)),
+    ("batch_norm3d", lambda nn: nn.BatchNorm3d(3), (2, 3, 4, 3, 2)),
+    ("instance_norm3d", lambda nn: nn.InstanceNorm3d(3, affine=True), (2, 3, 4, 3, 2)),
+    ("reflection_pad3d", lambda nn: nn.ReflectionPad3d((1, 2, 0, 1, 1, 0)), (1, 2, 3, 4, 5)),
+    ("replication_pad3d", lambda nn: nn.ReplicationPad3d(1), (1, 2, 3, 4, 5)),
+    ("constant_pad3d", lambda nn: nn.ConstantPad3d(1, 2.5), (2, 3, 4, 5)),
+    ("circular_pad3d", lambda nn: nn.CircularPad3d(1), (1, 2, 3, 4, 5)),
 ]
 
 
@@ -679,3 +712,10 @@ def test_random_layers_are_identity_in_eval_and_keep_their_statistics(make, trai
         dropped = _np_of(layer(x)).reshape(64, 8, -1)
         whole = (dropped == 0).all(axis=2) | (dropped != 0).all(axis=2)
         assert whole.all()  # a channel is dropped entirely or kept entirely
+
+
+def test_max_pool3d_ties_go_to_the_first_maximum_like_torch():
+    x = np.zeros((1, 1, 4, 4, 4))
+    x[0, 0, 1:3, 1:3, 1:3] = 1.0  # a 2x2x2 block of equal maxima inside each window
+    for pool in (lambda nn: nn.MaxPool3d(2), lambda nn: nn.MaxPool3d(3, stride=1, padding=1)):
+        compare_module(pool(sg.nn), pool(torch.nn), x)

@@ -265,6 +265,44 @@ VARIANTS = {
     "UpsamplingBilinear2d": [
         lambda: nn.UpsamplingBilinear2d(size=(4, 5)),
     ],
+    "Conv3d": [
+        lambda: nn.Conv3d(2, 4, (3, 2, 2), stride=2, padding=1, groups=2),
+        lambda: nn.Conv3d(3, 5, 2, bias=False),
+    ],
+    "BatchNorm3d": [
+        lambda: nn.BatchNorm3d(3, affine=False),
+        lambda: nn.BatchNorm3d(4),
+    ],
+    "InstanceNorm3d": [
+        lambda: nn.InstanceNorm3d(3, affine=True, track_running_stats=True),
+    ],
+    "MaxPool3d": [
+        lambda: nn.MaxPool3d(2, ceil_mode=True),
+    ],
+    "AvgPool3d": [
+        lambda: nn.AvgPool3d(3, stride=2, count_include_pad=False),
+    ],
+    "AdaptiveAvgPool3d": [
+        lambda: nn.AdaptiveAvgPool3d((2, None, 3)),
+    ],
+    "AdaptiveMaxPool3d": [
+        lambda: nn.AdaptiveMaxPool3d(2),
+    ],
+    "ConstantPad3d": [
+        lambda: nn.ConstantPad3d(1, 0.5),
+    ],
+    "ZeroPad3d": [
+        lambda: nn.ZeroPad3d((1, 0, 1, 0, 2, 2)),
+    ],
+    "ReflectionPad3d": [
+        lambda: nn.ReflectionPad3d(1),
+    ],
+    "ReplicationPad3d": [
+        lambda: nn.ReplicationPad3d(2),
+    ],
+    "CircularPad3d": [
+        lambda: nn.CircularPad3d(1),
+    ],
     "CosineEmbeddingLoss": [
         lambda: nn.CosineEmbeddingLoss(margin=0.2),
     ],
