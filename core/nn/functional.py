@@ -874,20 +874,24 @@ def interpolate(
     antialias: bool = False,
 ) -> Tensor:
     """Resize the spatial dims (all after the first two) by `size` or `scale_factor`:
-    "nearest" (torch's legacy nearest: source index floor(dst * in / out)), or "linear" /
-    "bilinear" (align_corners as torch). Each dim is resampled on its own with index_select
-    and a weighted sum, so the gradient comes from those ops."""
+    "nearest" (torch's legacy nearest: source index floor(dst * in / out)), "nearest-exact"
+    (the pixel centre's), "linear" / "bilinear" / "trilinear", "bicubic" (torch's cubic
+    convolution, A = -0.75), all with align_corners as torch, or "area" (adaptive average
+    pooling). Each dim is resampled on its own with index_select and a weighted sum, so the
+    gradient comes from those ops."""
     spatial = input.ndim - 2
     if spatial < 1:
         raise ValueError(f"interpolate expects a batch and a channel dim, got {input.ndim}D input")
-    linear = {"linear": 1, "bilinear": 2}
-    if mode not in ("nearest", *linear):
-        raise NotImplementedError(f"interpolate mode {mode!r} is not provided")
-    if mode in linear and linear[mode] != spatial:
+    interpolating = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
+    if mode not in ("nearest", "nearest-exact", "area", *interpolating) or (
+        mode in interpolating and interpolating[mode] != spatial
+    ):
         raise NotImplementedError(
-            f"Got {input.ndim}D input, but {mode} mode needs {linear[mode] + 2}D"
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+            "the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+            f"nearest-exact (got {mode})"
         )
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError(
             "align_corners option can only be set with the interpolating modes: linear | "
             "bilinear | bicubic | trilinear"
@@ -910,20 +914,65 @@ def interpolate(
         scales = [None if recompute_scale_factor else float(f) for f in factors]
     if len(out_sizes) != spatial:
         raise ValueError(f"size has {len(out_sizes)} dims, the input {spatial} spatial dims")
+    if mode == "area":
+        pool = {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}
+        return pool[spatial](input, out_sizes if spatial > 1 else out_sizes[0])
     out = input
     for axis, (n_in, n_out, given) in enumerate(zip(in_sizes, out_sizes, scales)):
         dim = axis + 2
-        if mode == "nearest":
-            out = _index_along(out, dim, _nearest_source(n_in, n_out, given), input)
+        if mode in ("nearest", "nearest-exact"):
+            source = _nearest_source(n_in, n_out, given, exact=mode == "nearest-exact")
+            out = _index_along(out, dim, source, input)
+        elif mode == "bicubic":
+            out = _cubic_resample(out, dim, n_in, n_out, given, bool(align_corners), input)
         else:
             out = _linear_resample(out, dim, n_in, n_out, given, bool(align_corners), input)
     return out
 
 
-def _nearest_source(n_in: int, n_out: int, scale_factor) -> np.ndarray:
+def _nearest_source(n_in: int, n_out: int, scale_factor, exact: bool = False) -> np.ndarray:
     scale = np.float32(1.0 / scale_factor if scale_factor else n_in / n_out)
-    src = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
+    dst = np.arange(n_out, dtype=np.float32) + (np.float32(0.5) if exact else np.float32(0))
+    src = np.floor(dst * scale).astype(np.int64)
     return np.minimum(src, n_in - 1)
+
+
+_CUBIC_A = -0.75  # torch's (and OpenCV's) cubic convolution coefficient
+
+
+def _cubic_weights(t: np.ndarray) -> list[np.ndarray]:
+    """The four taps' weights at fractional offset t (Keys's cubic convolution)."""
+    a = _CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _cubic_resample(x, dim: int, n_in: int, n_out: int, scale_factor, align_corners: bool, like):
+    """torch's bicubic along one dim: four neighbours (clamped at the edges), weighted."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+        src = (dst + 0.5) * scale - 0.5  # not clamped at 0 for cubic, as in torch
+    base = np.floor(src).astype(np.int64)
+    weights = _cubic_weights(src - base)
+    shape = [1] * x.ndim
+    shape[dim] = n_out
+    out = None
+    for k, w in enumerate(weights):
+        index = np.clip(base - 1 + k, 0, n_in - 1)
+        term = _index_along(x, dim, index, like) * _as_device_tensor(
+            w.astype(like._data.dtype).reshape(shape), like
+        )
+        out = term if out is None else out + term
+    return out
 
 
 def _linear_resample(x, dim: int, n_in: int, n_out: int, scale_factor, align_corners: bool, like):

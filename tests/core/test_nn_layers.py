@@ -235,6 +235,23 @@ LAYERS = [
     ("replication_pad3d", lambda nn: nn.ReplicationPad3d(1), (1, 2, 3, 4, 5)),
     ("constant_pad3d", lambda nn: nn.ConstantPad3d(1, 2.5), (2, 3, 4, 5)),
     ("circular_pad3d", lambda nn: nn.CircularPad3d(1), (1, 2, 3, 4, 5)),
+    ("upsample_bicubic", lambda nn: nn.Upsample(size=(9, 4), mode="bicubic"), (2, 3, 5, 6)),
+    (
+        "upsample_bicubic_corners",
+        lambda nn: nn.Upsample(scale_factor=1.7, mode="bicubic", align_corners=True),
+        (2, 3, 5, 6),
+    ),
+    (
+        "upsample_trilinear",
+        lambda nn: nn.Upsample(size=(5, 3, 7), mode="trilinear"),
+        (1, 2, 3, 4, 5),
+    ),
+    (
+        "upsample_nearest_exact",
+        lambda nn: nn.Upsample(scale_factor=1.6, mode="nearest-exact"),
+        (2, 3, 7, 5),
+    ),
+    ("upsample_area", lambda nn: nn.Upsample(size=(3, 4), mode="area"), (2, 3, 7, 9)),
 ]
 
 
@@ -470,8 +487,9 @@ def test_interpolate_errors_match_torch():
         sg.nn.functional.interpolate(x, size=(2, 2), scale_factor=2)
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         sg.nn.functional.interpolate(x, scale_factor=2, align_corners=True)
-    with pytest.raises(NotImplementedError, match="bicubic"):
-        sg.nn.functional.interpolate(x, scale_factor=2, mode="bicubic")
+    for lib in (sg, torch):  # bicubic needs a 4-D input
+        with pytest.raises(NotImplementedError, match="got 3D\\) for the modes: nearest"):
+            lib.nn.functional.interpolate(lib.randn(2, 3, 4), scale_factor=2, mode="bicubic")
 
 
 def test_conv_errors_match_torch():
