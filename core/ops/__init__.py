@@ -13,6 +13,7 @@ from . import (
     gamma,
     indexing,
     inplace,
+    integer_float_bits,
     join,
     matrix_functions,
     nn_ops,
@@ -30,6 +31,7 @@ from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .gamma import *  # noqa: F403
 from .indexing import *  # noqa: F403
+from .integer_float_bits import *  # noqa: F403
 from .join import *  # noqa: F403
 from .matrix_functions import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
@@ -43,7 +45,7 @@ from .statistics import *  # noqa: F403
 
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
-    composite, sampling, matrix_functions, scans, arrangements, statistics, gamma,
+    composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

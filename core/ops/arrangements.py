@@ -295,6 +295,58 @@ def select_scatter(input: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
     return index_copy(input, dim, _on(input, np.array([position])), src.unsqueeze(dim))
 
 
+def index_put(input: Tensor, indices, values: Tensor, accumulate: bool = False) -> Tensor:
+    """A copy of input with input[indices] set to values (added, duplicates included, with
+    accumulate)."""
+    from .indexing import IndexAddInto, prepare_index  # noqa: PLC0415 - indexing imports us
+
+    indices = tuple(indices)
+    if accumulate:
+        idx, basic = prepare_index(indices, xp_of(input._data))
+        values = values.to(input.dtype).expand(*input[indices].shape)
+        return input + IndexAddInto.apply(values, shape=tuple(input.shape), idx=idx, basic=basic)
+    out = input.clone()
+    out[indices] = values
+    return out
+
+
+def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """A copy of input with the positions where mask is true filled, in order, from
+    source's leading elements."""
+    mask_b = mask.expand(*input.shape) if tuple(mask.shape) != tuple(input.shape) else mask
+    count = int(mask_b._data.sum())
+    if source.numel() < count:
+        raise RuntimeError(
+            "masked_scatter: expected source to have at least as many elements as ones in mask"
+        )
+    taken = source.reshape(-1)[:count]
+    return index_put(input, (mask_b,), taken)
+
+
+def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    """A copy of input with its offset diagonal (of dims dim1, dim2) replaced by src."""
+    d1, d2 = _wrap_dim(dim1, input.ndim), _wrap_dim(dim2, input.ndim)
+    rows = np.arange(input.shape[d1])
+    cols = rows + offset
+    keep = (cols >= 0) & (cols < input.shape[d2])
+    if offset < 0:
+        cols = np.arange(input.shape[d2])
+        rows = cols - offset
+        keep = (rows >= 0) & (rows < input.shape[d1])
+    rows, cols = rows[keep], cols[keep]
+    moved = input.movedim((d1, d2), (0, 1))
+    updated = index_put(moved, (_on(input, rows), _on(input, cols)), src.movedim(-1, 0))
+    return updated.movedim((0, 1), (d1, d2))
+
+
+def put(input: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """A copy of input with the flat positions index set to (or, with accumulate, increased
+    by) source."""
+    flat = input.reshape(-1)
+    positions = index.reshape(-1) % max(flat.shape[0], 1)
+    return index_put(flat, (positions,), source.reshape(-1), accumulate).reshape(*input.shape)
+
+
 def sum_to_size(self: Tensor, *size) -> Tensor:
     """Sum over the dimensions that size broadcasts, so the result has that size."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
@@ -329,9 +381,16 @@ TENSOR_METHODS = {
     "slice_scatter": slice_scatter,
     "select_scatter": select_scatter,
     "sum_to_size": sum_to_size,
+    "index_put": index_put,
+    "masked_scatter": masked_scatter,
+    "diagonal_scatter": diagonal_scatter,
+    "put": put,
 }
 
 __all__ = [
+    "diagonal_scatter",
+    "index_put",
+    "masked_scatter",
     "block_diag",
     "cartesian_prod",
     "combinations",

@@ -410,7 +410,8 @@ def _function_inplace(module: str, name: str):
         from importlib import import_module  # noqa: PLC0415
 
         fn = getattr(import_module(f"shardgrad.ops.{module}"), name)
-        others = tuple(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
+        flat = [x for a in (*args, *kwargs.values()) for x in (a if isinstance(a, tuple) else (a,))]
+        others = tuple(a for a in flat if isinstance(a, Tensor))
         return run_inplace(self, lambda s: fn(s, *args, **kwargs), others)
 
     method.__name__ = name + "_"
@@ -557,6 +558,9 @@ TENSOR_METHODS = {
     "fill_diagonal_": fill_diagonal_,
     "index_fill_": _function_inplace("arrangements", "index_fill"),
     "index_copy_": _function_inplace("arrangements", "index_copy"),
+    "index_put_": _function_inplace("arrangements", "index_put"),
+    "masked_scatter_": _function_inplace("arrangements", "masked_scatter"),
+    "put_": _function_inplace("arrangements", "put"),
     "cumsum_": _function_inplace("reduce", "cumsum"),
     "cumprod_": _function_inplace("reduce", "cumprod"),
     "addmm_": _function_inplace("products", "addmm"),

@@ -360,3 +360,65 @@ def test_random_fills_respect_autograd_and_views():
     assert set(np.unique(_np(ints))) == {0, 1, 2}
     cauchy = sg.empty(10_001, dtype=sg.float64).cauchy_(2.0, 0.5)
     assert abs(np.median(_np(cauchy)) - 2.0) < 0.05
+
+
+# ---------------------------------------------------------------- scattering and bits
+INTS_A, INTS_B = np.array([12, -18, 0, 7]), np.array([8, 12, 5, 3])
+
+
+@pytest.mark.parametrize(
+    "fn, arrays",
+    [
+        (lambda lib, a, b: lib.index_put(a, (lib.tensor([0, 2, 0]), lib.tensor([1, 1, 1])), b[:3]), (M[:3, :3], M[0])),
+        (
+            lambda lib, a, b: lib.index_put(a, (lib.tensor([0, 2, 0]),), b, accumulate=True),
+            (M, M[1]),
+        ),
+        (lambda lib, a, b: a.index_put((a > 0,), b[0, 0]), (M, M)),
+        (lambda lib, a, b: a.masked_scatter(a < 0, b), (M, M * 3)),
+        (lambda lib, a, b: lib.diagonal_scatter(a, b[0, :4], 1), (M, M)),
+        (lambda lib, a, b: lib.diagonal_scatter(a, b[0, :3], -1), (M, M)),
+        (lambda lib, a, b: a.put(lib.tensor([0, 19, -1]), b[0, :3], accumulate=True), (M, M)),
+        # float exponents: torch's own ldexp gradient is 0 for negative integer ones
+        (lambda lib, a, b: lib.ldexp(a, lib.tensor([[1.0, -2.0, 0.0, 3.0, 1.0]])), (M, M)),
+    ],
+    ids=[
+        "index_put", "index_put accumulate duplicates", "index_put mask", "masked_scatter",
+        "diagonal_scatter", "diagonal_scatter below", "put accumulate", "ldexp",
+    ],
+)  # fmt: skip
+def test_scattering_matches_torch(fn, arrays):
+    both(fn, *arrays)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib, a, b: lib.gcd(a, b),
+        lambda lib, a, b: lib.lcm(a, b),
+        lambda lib, a, b: a.abs() << (b % 4),
+        lambda lib, a, b: (a.abs() * 16) >> 2,
+        lambda lib, a, b: lib.bitwise_left_shift(a, 1),
+        lambda lib, a, b: lib.frexp(a.double() * 0.37),
+        lambda lib, a, b: lib.nextafter(a.double(), b.double()),
+    ],
+    ids=["gcd", "lcm", "lshift", "rshift", "bitwise_left_shift", "frexp", "nextafter"],
+)
+def test_integer_and_float_bits_match_torch(fn):
+    both(fn, INTS_A, INTS_B, grad=False)
+
+
+def test_inplace_scatters_match_torch():
+    for lib in (sg, torch):
+        x = lib.zeros(3, 3)
+        x.index_put_(
+            (lib.tensor([0, 0]), lib.tensor([1, 1])), lib.tensor([2.0, 3.0]), accumulate=True
+        )
+        x.masked_scatter_(x == 0, lib.arange(1.0, 9.0))
+        x.put_(lib.tensor([8]), lib.tensor([-1.0]))
+        if lib is sg:
+            ours = x.tolist()
+        else:
+            assert ours == x.tolist()
+    with pytest.raises(NotImplementedError, match="gcd_cpu"):
+        sg.gcd(sg.tensor([1.0]), sg.tensor([2.0]))
