@@ -78,6 +78,10 @@ class CudaGenerator:
         with self._cp().cuda.Device(self._index):
             return self._gen.poisson(lam, size)
 
+    def binomial(self, n, p, size=None):
+        with self._cp().cuda.Device(self._index):
+            return self._gen.binomial(n, p, size)
+
     def permutation(self, n: int):
         cp = self._cp()
         with cp.cuda.Device(self._index):
@@ -168,6 +172,9 @@ class Generator:
 
     def poisson(self, lam=1.0, size=None):
         return self._impl.poisson(lam, size)
+
+    def binomial(self, n, p, size=None):
+        return self._impl.binomial(n, p, size)
 
     def __repr__(self) -> str:
         return f"<shardgrad.Generator object at {hex(id(self))}>"

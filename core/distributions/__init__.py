@@ -5,6 +5,17 @@ argument validation); draws come from shardgrad's seeded generators. See each mo
 `distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
 """
 
+from .derived import (
+    Binomial,
+    Cauchy,
+    Chi2,
+    Geometric,
+    HalfNormal,
+    LogNormal,
+    Multinomial,
+    OneHotCategorical,
+    StudentT,
+)
 from .distribution import Distribution, constraints
 from .kl import kl_divergence, register_kl
 from .multivariate import Dirichlet, Independent, MultivariateNormal
@@ -21,6 +32,8 @@ from .univariate import (
 )
 
 __all__ = [
+    "Binomial", "Cauchy", "Chi2", "Geometric", "HalfNormal", "LogNormal", "Multinomial",
+    "OneHotCategorical", "StudentT",
     "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Exponential", "Gamma",
     "Independent", "Laplace", "MultivariateNormal", "Normal", "Poisson", "Uniform",
     "constraints", "kl_divergence", "register_kl",

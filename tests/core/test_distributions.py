@@ -67,11 +67,31 @@ CASES = {
         (REAL, POS),
         REAL,
     ),
+    "LogNormal": (lambda d, a, b: d.LogNormal(a, b), (REAL, POS), POS2),
+    "HalfNormal": (lambda d, b: d.HalfNormal(b), (POS,), POS2),
+    "Cauchy": (lambda d, a, b: d.Cauchy(a, b), (REAL, POS), REAL * 2),
+    "StudentT": (lambda d, df, a, b: d.StudentT(df * 2, a, b), (POS2, REAL, POS), REAL - 0.2),
+    "Chi2": (lambda d, df: d.Chi2(df), (POS2,), POS),
+    "Geometric": (lambda d, p: d.Geometric(probs=p), (PROBS,), np.array([0.0, 3.0, 1.0])),
+    "Geometric-logits": (lambda d, l: d.Geometric(logits=l), (REAL,), np.array([2.0, 0.0, 5.0])),
+    "Binomial": (lambda d, p: d.Binomial(10, probs=p), (PROBS,), np.array([0.0, 3.0, 10.0])),
+    "Binomial-logits": (
+        lambda d, l: d.Binomial(d_t(d, [4.0, 5.0, 6.0]), logits=l),
+        (REAL,),
+        np.array([1.0, 5.0, 2.0]),
+    ),
+    "OneHotCategorical": (lambda d, p: d.OneHotCategorical(probs=p), (SIMPLEX,), np.eye(4)[[3, 0]]),
+    "Multinomial": (
+        lambda d, p: d.Multinomial(6, probs=p),
+        (SIMPLEX,),
+        np.array([[1.0, 2, 0, 3], [0, 0, 6, 0]]),
+    ),
 }
 _STATS = ("mean", "variance", "entropy")
 _NO_STAT = {
     ("Categorical", "mean"), ("Categorical-logits", "mean"), ("Poisson", "entropy"),
-    ("Uniform", "entropy-grad"),
+    ("Uniform", "entropy-grad"), ("Binomial", "entropy"), ("Binomial-logits", "entropy"),
+    ("Multinomial", "entropy"),
 }  # fmt: skip
 
 
@@ -180,8 +200,29 @@ def test_kl_gradients_and_unknown_pairs():
         (lambda d: d.Beta(2.0, 3.0), 0.4, 0.04),
         (lambda d: d.Bernoulli(0.3), 0.3, 0.21),
         (lambda d: d.Poisson(3.0), 3.0, 3.0),
+        (lambda d: d.LogNormal(0.2, 0.4), np.exp(0.28), (np.exp(0.16) - 1) * np.exp(0.56)),
+        (lambda d: d.HalfNormal(2.0), 2.0 * np.sqrt(2 / np.pi), 4.0 * (1 - 2 / np.pi)),
+        (lambda d: d.StudentT(6.0, 1.0, 0.5), 1.0, 0.25 * 6 / 4),
+        (lambda d: d.Chi2(5.0), 5.0, 10.0),
+        (lambda d: d.Geometric(0.3), 1 / 0.3 - 1, (1 / 0.3 - 1) / 0.3),
+        (lambda d: d.Binomial(12, probs=0.35), 12 * 0.35, 12 * 0.35 * 0.65),
     ],
-    ids=["normal", "uniform", "exponential", "laplace", "gamma", "beta", "bernoulli", "poisson"],
+    ids=[
+        "normal",
+        "uniform",
+        "exponential",
+        "laplace",
+        "gamma",
+        "beta",
+        "bernoulli",
+        "poisson",
+        "lognormal",
+        "halfnormal",
+        "student-t",
+        "chi2",
+        "geometric",
+        "binomial",
+    ],
 )
 def test_draws_have_the_distribution_s_moments(make, mean, var):
     sg.manual_seed(0)
@@ -249,3 +290,15 @@ def test_reprs_match_torch():
         lambda lib: lib.distributions.MultivariateNormal(lib.zeros(2), lib.eye(2)),
     ):
         assert repr(make(sg)).replace("shardgrad.Size", "torch.Size") == repr(make(torch))
+
+
+def test_multinomial_and_one_hot_draws():
+    sg.manual_seed(2)
+    counts = _np(sg.distributions.Multinomial(6, sg.tensor(SIMPLEX)).sample((20_000,)))
+    assert counts.shape == (20_000, 2, 4) and (counts.sum(-1) == 6).all()
+    np.testing.assert_allclose(counts.mean(0), 6 * SIMPLEX, atol=0.05)
+    hot = _np(sg.distributions.OneHotCategorical(sg.tensor(SIMPLEX)).sample((10_000,)))
+    assert hot.shape == (10_000, 2, 4) and (hot.sum(-1) == 1).all()
+    np.testing.assert_allclose(hot.mean(0), SIMPLEX, atol=0.02)
+    cauchy = _np(sg.distributions.Cauchy(1.0, 0.5).sample((20_001,)))
+    assert abs(np.median(cauchy) - 1.0) < 0.03

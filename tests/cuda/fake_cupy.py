@@ -405,6 +405,9 @@ class _Generator:
     def poisson(self, lam=1.0, size=None):
         return ndarray(np.asarray(self._g.poisson(_unwrap(lam), size)))
 
+    def binomial(self, n, p, size=None):
+        return ndarray(np.asarray(self._g.binomial(_unwrap(n), _unwrap(p), size)))
+
 
 def _getDevice() -> int:  # noqa: N802 - cupy's name
     return 0
