@@ -11,6 +11,7 @@ from . import (
     decompositions,
     elementwise,
     gamma,
+    index_reductions,
     indexing,
     inplace,
     integer_float_bits,
@@ -30,6 +31,7 @@ from .composite import *  # noqa: F403
 from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .gamma import *  # noqa: F403
+from .index_reductions import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .integer_float_bits import *  # noqa: F403
 from .join import *  # noqa: F403
@@ -46,6 +48,7 @@ from .statistics import *  # noqa: F403
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
     composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
+    index_reductions,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -104,6 +104,7 @@ _REUSED = (
     "test_ops_reduce",
     "test_ops_shape",
     "test_ops_indexing",
+    "test_ops_index_reductions",
     "test_linalg",
     "test_ops_tensor_api",
     "test_special_functions",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import test_distributions as distribution_tests
 import test_linalg as linalg_tests
+import test_ops_index_reductions as index_reduction_tests
 import test_ops_indexing as indexing_tests
 import test_ops_math as math_tests
 import test_ops_reduce as reduce_tests
@@ -60,6 +61,9 @@ test_scatter_reduce = on_target(indexing_tests.test_scatter_reduce_argument)
 test_scatter_multiply_repeated = on_target(
     indexing_tests.test_scatter_multiply_with_repeated_indices
 )
+test_scatter_reduce_fn = on_target(index_reduction_tests.test_scatter_reduce_matches_torch)
+test_index_reduce = on_target(index_reduction_tests.test_index_reduce_matches_torch)
+test_index_reduce_inplace = on_target(index_reduction_tests.test_inplace_forms)
 test_one_hot = on_target(indexing_tests.test_one_hot_matches_torch)
 test_nonzero = on_target(indexing_tests.test_nonzero_and_argwhere)
 
