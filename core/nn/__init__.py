@@ -74,6 +74,7 @@ from .loss import (
     MultiLabelSoftMarginLoss,
     MultiMarginLoss,
     NLLLoss,
+    NLLLoss2d,
     PoissonNLLLoss,
     SmoothL1Loss,
     SoftMarginLoss,
@@ -110,7 +111,7 @@ from .padding import (
     ZeroPad2d,
     ZeroPad3d,
 )
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 from .pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .pooling import (
     AdaptiveAvgPool1d,
@@ -198,6 +199,7 @@ __all__ = [
     "Softmax2d",
     "Module",
     "Parameter",
+    "Buffer",
     "Identity",
     "Linear",
     "Conv1d",
@@ -280,6 +282,7 @@ __all__ = [
     "KLDivLoss",
     "CrossEntropyLoss",
     "NLLLoss",
+    "NLLLoss2d",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CosineEmbeddingLoss",

@@ -32,6 +32,23 @@ from .functional_3d import (
     conv3d,
     max_pool3d,
 )
+from .functional_aliases import (
+    adaptive_max_pool1d_with_indices,
+    adaptive_max_pool2d_with_indices,
+    celu_,
+    elu_,
+    gumbel_softmax,
+    hardtanh_,
+    leaky_relu_,
+    max_pool1d_with_indices,
+    max_pool2d_with_indices,
+    pdist,
+    rrelu_,
+    selu_,
+    threshold_,
+    upsample_bilinear,
+    upsample_nearest,
+)
 from .functional_more_layers import (
     alpha_dropout,
     conv_transpose1d,
@@ -170,6 +187,21 @@ __all__ = [
     "pixel_shuffle",
     "pixel_unshuffle",
     "unfold",
+    "adaptive_max_pool1d_with_indices",
+    "adaptive_max_pool2d_with_indices",
+    "celu_",
+    "elu_",
+    "gumbel_softmax",
+    "hardtanh_",
+    "leaky_relu_",
+    "max_pool1d_with_indices",
+    "max_pool2d_with_indices",
+    "pdist",
+    "rrelu_",
+    "selu_",
+    "threshold_",
+    "upsample_bilinear",
+    "upsample_nearest",
 ]
 
 
@@ -556,20 +588,22 @@ def relu_(input: Tensor) -> Tensor:
     return input.relu_()
 
 
-def _inplace_result(input: Tensor, result: Tensor) -> Tensor:
-    """Write `result` into `input` the way torch's in-place activations do."""
-    from ..ops.inplace import rebind_inplace  # noqa: PLC0415
+def _maybe_inplace(input: Tensor, inplace: bool, fn) -> Tensor:
+    """fn(input); with inplace=True, fn's result written into input's memory the way torch's
+    in-place activations do it: recorded as an in-place op on input (a leaf that requires
+    grad refuses, a view updates its base), fn reading a copy of the old value wherever the
+    graph may save it."""
+    if not inplace:
+        return fn(input)
+    from ..ops.inplace import run_inplace  # noqa: PLC0415
 
-    if grad_mode.state.enabled and (input._requires_grad or result._requires_grad):
-        return rebind_inplace(input, lambda src: result)
-    input._data[...] = result._data
-    input._bump_version()
-    return input
+    return run_inplace(input, fn)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    out = _nn.LeakyRelu.apply(input, negative_slope=negative_slope)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(
+        input, inplace, lambda x: _nn.LeakyRelu.apply(x, negative_slope=negative_slope)
+    )
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -580,18 +614,15 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    out = _nn.Silu.apply(input)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, _nn.Silu.apply)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
-    out = input * softplus(input).tanh()
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: x * softplus(x).tanh())
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    out = _nn.Elu.apply(input, alpha=alpha)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: _nn.Elu.apply(x, alpha=alpha))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -603,8 +634,9 @@ def hardtanh(
 ) -> Tensor:
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    out = _nn.Hardtanh.apply(input, min_val=min_val, max_val=max_val)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(
+        input, inplace, lambda x: _nn.Hardtanh.apply(x, min_val=min_val, max_val=max_val)
+    )
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
@@ -627,17 +659,20 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with torch's self-normalising constants."""
-    out = _nn.Elu.apply(input, alpha=_SELU_ALPHA) * _SELU_SCALE
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(
+        input, inplace, lambda x: _nn.Elu.apply(x, alpha=_SELU_ALPHA) * _SELU_SCALE
+    )
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    negative = (input.clamp(max=0) / alpha).expm1() * alpha
-    out = _ew.where(input > 0, input, negative)
-    return _inplace_result(input, out) if inplace else out
+
+    def celu_of(x: Tensor) -> Tensor:
+        return _ew.where(x > 0, x, (x.clamp(max=0) / alpha).expm1() * alpha)
+
+    return _maybe_inplace(input, inplace, celu_of)
 
 
 def softsign(input: Tensor) -> Tensor:
@@ -646,14 +681,12 @@ def softsign(input: Tensor) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between."""
-    out = hardtanh(input + 3.0, 0.0, 6.0) / 6.0
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: hardtanh(x + 3.0, 0.0, 6.0) / 6.0)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * relu6(x + 3) / 6."""
-    out = input * (hardtanh(input + 3.0, 0.0, 6.0) / 6.0)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: x * (hardtanh(x + 3.0, 0.0, 6.0) / 6.0))
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
@@ -676,8 +709,7 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """x where x > threshold, else value."""
-    out = _ew.where(input > threshold, input, value)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: _ew.where(x > threshold, x, value))
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
@@ -761,8 +793,7 @@ def _check_p(p: float) -> None:
 
 
 def _apply_mask(input: Tensor, mask, inplace: bool) -> Tensor:
-    out = _nn.MaskMul.apply(input, mask=mask)
-    return _inplace_result(input, out) if inplace else out
+    return _maybe_inplace(input, inplace, lambda x: _nn.MaskMul.apply(x, mask=mask))
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:

@@ -50,15 +50,13 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, feature: bool) -> Te
 
 
 def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False):
-    out = _alpha_dropout(input, p, training, feature=False)
-    return F._inplace_result(input, out) if inplace and out is not input else out
+    return F._maybe_inplace(input, inplace, lambda x: _alpha_dropout(x, p, training, feature=False))
 
 
 def feature_alpha_dropout(
     input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False
 ) -> Tensor:
-    out = _alpha_dropout(input, p, training, feature=True)
-    return F._inplace_result(input, out) if inplace and out is not input else out
+    return F._maybe_inplace(input, inplace, lambda x: _alpha_dropout(x, p, training, feature=True))
 
 
 def rrelu(
@@ -75,9 +73,8 @@ def rrelu(
     data = input._data
     xp = xp_of(data)
     u = _random.generator(input.device).random(tuple(input.shape), dtype=data.dtype)
-    slope = xp.where(data >= 0, 1.0, lower + (upper - lower) * u).astype(data.dtype)
-    out = input * Tensor._make(slope)
-    return F._inplace_result(input, out) if inplace else out
+    slope = Tensor._make(xp.where(data >= 0, 1.0, lower + (upper - lower) * u).astype(data.dtype))
+    return F._maybe_inplace(input, inplace, lambda x: x * slope)
 
 
 # ================================================================ normalisation

@@ -20,7 +20,7 @@ from .. import _dtype, backend
 from ..autograd import grad_mode
 from ..tensor import Tensor
 from . import _backward_hooks
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 
 _EXTRA_STATE_KEY_SUFFIX = "_extra_state"
 
@@ -305,7 +305,12 @@ class Module:
                         container.discard(name)
 
         params = d.get("_parameters")
-        if isinstance(value, Parameter):
+        if isinstance(value, Buffer):
+            if params is None:
+                raise AttributeError("cannot assign buffer before Module.__init__() call")
+            remove_from(d, d["_parameters"], d["_modules"])
+            self.register_buffer(name, value, persistent=value.persistent)
+        elif isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
             remove_from(d, d["_buffers"], d["_modules"], d["_non_persistent_buffers_set"])

@@ -1,4 +1,5 @@
-"""`Parameter`: a leaf Tensor that a Module registers as one of its trainable weights."""
+"""`Parameter`: a leaf Tensor that a Module registers as one of its trainable weights;
+`Buffer`: one it registers as state that is not trained (running statistics and the like)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def _rebuild_parameter(arr, requires_grad: bool, device: str) -> Parameter:
 
 def is_parameter(obj) -> bool:
     return isinstance(obj, Parameter)
+
+
+class Buffer(Tensor):
+    """A Tensor that a Module registers as a buffer when assigned as an attribute:
+    `self.running = nn.Buffer(zeros(3), persistent=False)` is `register_buffer("running",
+    ..., persistent=False)`. It shares the data's memory and version counter."""
+
+    def __init__(self, data=None, *, persistent: bool = True) -> None:
+        if data is None:
+            arr = backend.xp_for(backend.CPU).empty((0,), dtype=_dtype.get_default_dtype().np)
+            self._init(arr, None, 0)
+        elif isinstance(data, Tensor):
+            self._init(data._data, None, 0)
+            self._vbox = data._vbox
+            if data.requires_grad:
+                self.requires_grad_(True)
+        else:
+            raise TypeError(f"Buffer(): data must be a Tensor, not {type(data).__name__}")
+        self.persistent = persistent

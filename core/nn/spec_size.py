@@ -402,6 +402,7 @@ _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "BCEWithLogitsLoss": _weighted_loss("weight", "pos_weight"),
     "CrossEntropyLoss": _weighted_loss("weight"),
     "NLLLoss": _weighted_loss("weight"),
+    "NLLLoss2d": _weighted_loss("weight"),
     "MultiLabelSoftMarginLoss": _weighted_loss("weight"),
     "MultiMarginLoss": _weighted_loss("weight"),
     "TripletMarginWithDistanceLoss": _held("distance_function"),

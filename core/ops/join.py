@@ -261,6 +261,13 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     return _pieces(tensor, SplitWithSizes, bounds, d)
 
 
+def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
+    """split with a list of sizes only (torch's op under split)."""
+    if isinstance(split_sizes, (int, np.integer)):
+        raise TypeError("split_with_sizes(): argument 'split_sizes' must be tuple of ints, not int")
+    return split(input, split_sizes, dim)
+
+
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
     d = _wrap_dim(dim, input.ndim)
     size = input._data.shape[d]
@@ -310,6 +317,7 @@ def unbind(input: Tensor, dim: int = 0) -> tuple:
 
 TENSOR_METHODS = {
     "split": split,
+    "split_with_sizes": split_with_sizes,
     "tensor_split": tensor_split,
     "chunk": chunk,
     "unbind": unbind,
@@ -326,6 +334,7 @@ __all__ = [
     "dstack",
     "column_stack",
     "split",
+    "split_with_sizes",
     "tensor_split",
     "chunk",
     "unbind",

@@ -1330,9 +1330,17 @@ def dropout(input: Tensor, p: float, train: bool) -> Tensor:
     return _functional().dropout(input, p, train)
 
 
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    return _functional().prelu(input, weight)
+
+
 TENSOR_METHODS: dict = {
     "softmax": lambda self, dim, dtype=None: softmax(self, dim, dtype),
     "log_softmax": lambda self, dim, dtype=None: log_softmax(self, dim, dtype),
+    "prelu": prelu,
+    "hardshrink": lambda self, lambd=0.5: _functional().hardshrink(self, lambd),
 }
 
-__all__: list[str] = ["softmax", "log_softmax", "conv2d", "max_pool2d", "layer_norm", "dropout"]
+__all__: list[str] = [
+    "softmax", "log_softmax", "conv2d", "max_pool2d", "layer_norm", "dropout", "prelu",
+]  # fmt: skip

@@ -103,6 +103,7 @@ EXAMPLES = {
         weight=sg.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1, ignore_index=2
     ),
     "NLLLoss": lambda: nn.NLLLoss(reduction="none"),
+    "NLLLoss2d": lambda: nn.NLLLoss2d(ignore_index=1),
     "BCELoss": lambda: nn.BCELoss(),
     "BCEWithLogitsLoss": lambda: nn.BCEWithLogitsLoss(pos_weight=sg.tensor([2.0, 3.0])),
     "MaxPool1d": lambda: nn.MaxPool1d(3, stride=2, return_indices=True),

@@ -176,6 +176,7 @@ VARIANTS = {
         lambda: nn.CrossEntropyLoss(),
     ],
     "NLLLoss": [lambda: nn.NLLLoss(weight=sg.tensor([1.0, 2.0]))],
+    "NLLLoss2d": [lambda: nn.NLLLoss2d(weight=sg.tensor([1.0, 2.0]))],
     "BCELoss": [lambda: nn.BCELoss(weight=sg.tensor([[1.0, 2.0]]))],
     "BCEWithLogitsLoss": [
         lambda: nn.BCEWithLogitsLoss(pos_weight=sg.tensor([2.0, 3.0])),
