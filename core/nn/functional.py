@@ -49,6 +49,7 @@ from .functional_aliases import (
     upsample_bilinear,
     upsample_nearest,
 )
+from .functional_grid import affine_grid, grid_sample
 from .functional_more_layers import (
     alpha_dropout,
     conv_transpose1d,
@@ -202,6 +203,8 @@ __all__ = [
     "threshold_",
     "upsample_bilinear",
     "upsample_nearest",
+    "affine_grid",
+    "grid_sample",
 ]
 
 

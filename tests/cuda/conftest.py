@@ -110,6 +110,8 @@ _REUSED = (
     "test_special_functions",
     "test_distributions",
     "test_nn_layers",
+    "test_nn_grid_sample",
+    "test_nn_functional_aliases",
     "test_nn_loss",
     "test_nn_attention",
     "test_nn_transformer",

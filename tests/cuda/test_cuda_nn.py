@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import test_nn_attention as attention_tests
+import test_nn_functional_aliases as alias_tests
+import test_nn_grid_sample as grid_tests
 import test_nn_layers as layer_tests
 import test_nn_loss as loss_tests
 import test_nn_rnn as rnn_tests
@@ -25,6 +27,15 @@ test_embedding = on_target(layer_tests.test_embedding_matches_torch)
 test_pad_modes = on_target(layer_tests.test_pad_modes)
 test_constant_pad_crop = on_target(layer_tests.test_constant_pad_negative_crops)
 test_softmax_dims = on_target(layer_tests.test_functional_softmax_dims_and_dtype)
+
+# sampling at points, and the smaller functional corners
+test_grid_sample_2d = on_target(grid_tests.test_grid_sample_2d_matches_torch)
+test_grid_sample_3d = on_target(grid_tests.test_grid_sample_3d_matches_torch)
+test_affine_grid = on_target(grid_tests.test_affine_grid_matches_torch_with_gradient)
+test_pdist = on_target(alias_tests.test_pdist_matches_torch)
+test_inplace_activations = on_target(
+    alias_tests.test_inplace_keyword_matches_torch_through_the_graph
+)
 
 # attention and RMSNorm
 test_sdpa = on_target(attention_tests.test_sdpa_matches_torch)
