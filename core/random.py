@@ -183,3 +183,44 @@ class Generator:
 def stream(dev, chosen: Generator | None = None):
     """What to draw from: the caller's Generator, or the global stream of `dev`."""
     return chosen if chosen is not None else generator(dev)
+
+
+# ---------------------------------------------------------------- replaying a region's draws
+def fork_state(devices) -> dict:
+    """What `replay` needs to give a piece of code the same random draws again.
+
+    The CPU stream's state is saved exactly. A GPU generator's state cannot be read back,
+    so each GPU in `devices` gets a fresh generator seeded from its current stream; the
+    code draws from that, and a replay seeds it again the same way."""
+    saved: dict = {"cpu": _generator.bit_generator.state}
+    for dev in devices:
+        if dev is None or dev.type == "cpu":
+            continue
+        idx = backend.resolve(dev).index
+        seed = int(generator(dev).integers(0, 2**62))
+        _cuda_generators[idx] = CudaGenerator(idx, seed)
+        saved[idx] = seed
+    return saved
+
+
+class replay:
+    """Context manager: draws inside it repeat those made after `fork_state(saved)`; the
+    streams outside it are left where they were."""
+
+    def __init__(self, saved: dict) -> None:
+        self._saved = saved
+
+    def __enter__(self) -> None:
+        self._cpu = _generator.bit_generator.state
+        self._cuda = {i: _cuda_generators.get(i) for i in self._saved if i != "cpu"}
+        _generator.bit_generator.state = self._saved["cpu"]
+        for idx in self._cuda:
+            _cuda_generators[idx] = CudaGenerator(idx, self._saved[idx])
+
+    def __exit__(self, *exc) -> None:
+        _generator.bit_generator.state = self._cpu
+        for idx, gen in self._cuda.items():
+            if gen is None:
+                _cuda_generators.pop(idx, None)
+            else:
+                _cuda_generators[idx] = gen

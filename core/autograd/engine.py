@@ -121,6 +121,8 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs, all
                 grads = _materialize_missing(node, grads)
             if node._released and node._had_saved:
                 raise RuntimeError(_FREED_MSG)
+            if node._recompute is not None:  # a checkpointed region: its values come back now
+                node._recompute()
             in_grads = node.backward(*grads)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import grad_mode
+from . import node as _node
 from .node import _FREED_MSG, Node, _raise_modified
 
 
@@ -115,6 +116,8 @@ class Function(metaclass=_FunctionMeta):
         ctx.next_edges = tuple(
             a._edge() if isinstance(a, Tensor) and a._requires_grad else None for a in args
         )
+        if _node.regions_open:
+            _node.note_node(ctx)
         ctx.n_outputs = len(outs)
         ctx._out_meta = [
             (o.shape, o.dtype, o.device) if isinstance(o, Tensor) else None for o in outs

@@ -10,6 +10,7 @@ ops, the same formulas give higher-order gradients when the engine runs them wit
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
@@ -28,10 +29,49 @@ _FREED_MSG = (
 )
 
 
+# Activation-checkpoint regions (shardgrad.utils.checkpoint): while a thread has one open,
+# every node it records is appended to its innermost region's list. `regions_open` counts
+# the open regions of all threads, so the hot path tests one global int.
+regions_open = 0
+_regions = threading.local()
+_regions_lock = threading.Lock()
+
+
+def open_region(nodes: list) -> None:
+    global regions_open
+    stack = getattr(_regions, "stack", None)
+    if stack is None:
+        stack = _regions.stack = []
+    stack.append(nodes)
+    with _regions_lock:
+        regions_open += 1
+
+
+def close_region() -> None:
+    global regions_open
+    _regions.stack.pop()
+    with _regions_lock:
+        regions_open -= 1
+
+
+def in_region() -> bool:
+    """Whether this thread is running inside a checkpointed region."""
+    return bool(getattr(_regions, "stack", None))
+
+
+def note_node(node) -> None:
+    stack = getattr(_regions, "stack", None)
+    if stack:
+        stack[-1].append(node)
+
+
 class Node:
     """Base of every graph node. `next_edges[i]` is `(node, output_nr)` for input i, or None."""
 
     next_edges: tuple = ()
+    # set on the nodes of a checkpointed region whose saved values were dropped: the engine
+    # calls it before the node's backward to recompute them
+    _recompute = None
     n_outputs: int = 1
     _released: bool = False
     _had_saved: bool = False
@@ -161,6 +201,8 @@ class Op(Node):
             self._had_saved = True
         if self.extras is not None:
             self._had_saved = True
+        if regions_open:
+            note_node(self)
 
     @property
     def saved(self) -> tuple:

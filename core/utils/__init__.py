@@ -1,5 +1,6 @@
-"""shardgrad.utils: `data` (datasets, samplers and the DataLoader), as torch.utils."""
+"""shardgrad.utils: `data` (datasets, samplers and the DataLoader) and `checkpoint`
+(activation checkpointing), as torch.utils."""
 
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]
