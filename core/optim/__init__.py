@@ -2,7 +2,7 @@
 Adagrad, Adadelta, Rprop, ASGD, LBFGS) and the `lr_scheduler` module. Updates are vectorised over whole arrays and
 run in place."""
 
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -19,5 +19,5 @@ from .sgd import SGD
 __all__ = [
     "ASGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "LBFGS", "NAdam", "Optimizer",
     "RAdam",
-    "RMSprop", "Rprop", "SGD", "lr_scheduler", "required",
+    "RMSprop", "Rprop", "SGD", "lr_scheduler", "required", "swa_utils",
 ]  # fmt: skip
