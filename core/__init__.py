@@ -73,6 +73,8 @@ from .factory import (
     zeros_like,
 )
 from .ops import *  # noqa: F403 - the op families' public functions
+from .ops.lu_factorization import torch_lu as lu
+from .ops.lu_factorization import torch_lu_solve as lu_solve
 from .ops.matrix_functions import torch_cholesky as cholesky
 from .ops.matrix_functions import torch_cross as cross
 from .ops.matrix_functions import torch_qr as qr

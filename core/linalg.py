@@ -7,6 +7,10 @@ The functions live in `ops.matrix_functions` and the ops behind them in
 from __future__ import annotations
 
 from .ops.decompositions import LinAlgError
+from .ops.least_squares import lstsq
+from .ops.linalg_ex import cholesky_ex, inv_ex, solve_ex
+from .ops.lu_factorization import lu, lu_factor, lu_factor_ex, lu_solve
+from .ops.matrix_exponential import matrix_exp
 from .ops.matrix_functions import (
     cholesky,
     cond,
@@ -15,6 +19,7 @@ from .ops.matrix_functions import (
     diagonal,
     eigh,
     eigvalsh,
+    householder_product,
     inv,
     matrix_norm,
     matrix_power,
@@ -28,6 +33,9 @@ from .ops.matrix_functions import (
     solve_triangular,
     svd,
     svdvals,
+    tensorinv,
+    tensorsolve,
+    vander,
     vecdot,
     vector_norm,
 )
@@ -35,6 +43,19 @@ from .ops.products import matmul
 
 __all__ = [
     "LinAlgError",
+    "cholesky_ex",
+    "inv_ex",
+    "solve_ex",
+    "householder_product",
+    "lstsq",
+    "lu",
+    "lu_factor",
+    "lu_factor_ex",
+    "lu_solve",
+    "matrix_exp",
+    "tensorinv",
+    "tensorsolve",
+    "vander",
     "cholesky",
     "cond",
     "cross",

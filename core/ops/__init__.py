@@ -16,6 +16,10 @@ from . import (
     inplace,
     integer_float_bits,
     join,
+    least_squares,
+    linalg_ex,
+    lu_factorization,
+    matrix_exponential,
     matrix_functions,
     nn_ops,
     products,
@@ -35,6 +39,8 @@ from .index_reductions import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .integer_float_bits import *  # noqa: F403
 from .join import *  # noqa: F403
+from .lu_factorization import *  # noqa: F403
+from .matrix_exponential import *  # noqa: F403
 from .matrix_functions import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
 from .products import *  # noqa: F403
@@ -48,7 +54,7 @@ from .statistics import *  # noqa: F403
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
     composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
-    index_reductions,
+    index_reductions, lu_factorization, matrix_exponential,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

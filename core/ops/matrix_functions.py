@@ -19,7 +19,7 @@ from . import decompositions as dec
 from ._select import return_type
 from .decompositions import check_matrix
 from .elementwise import _dtype_name, where
-from .join import stack
+from .join import cat, stack
 from .products import matmul
 from .reduce import norm as _vector_norm
 
@@ -421,6 +421,104 @@ def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:
     return _vector_norm(input - other, p)
 
 
+# ================================================================ small compositions
+def cholesky_inverse(L: Tensor, upper: bool = False) -> Tensor:
+    """A^-1 from A's Cholesky factor (A = L L^T, or U^T U when upper)."""
+    check_matrix("cholesky_inverse", L)
+    eye = Tensor._make(_like(L, np.eye(L.shape[-1], dtype=L._data.dtype)))
+    return cholesky_solve(eye.expand(*L.shape), L, upper)
+
+
+def tensorinv(A: Tensor, ind: int = 2) -> Tensor:
+    """The inverse of A read as a linear map from its last dims to its first `ind` dims:
+    tensordot(tensorinv(A), A, ind) is the identity."""
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    rows, cols = tuple(A.shape[:ind]), tuple(A.shape[ind:])
+    n_rows, n_cols = math.prod(rows), math.prod(cols)
+    if n_rows != n_cols:
+        raise RuntimeError(
+            "Expected self to satisfy the requirement prod(self.shape[ind:]) == "
+            f"prod(self.shape[:ind]), but got {n_cols} != {n_rows}"
+        )
+    return inv(A.reshape(n_rows, n_cols)).reshape(*cols, *rows)
+
+
+def tensorsolve(A: Tensor, B: Tensor, dims=None) -> Tensor:
+    """X with tensordot(A, X, X.ndim) = B; `dims` first moves those dims of A to the end."""
+    if dims is not None:
+        dims = [d % A.ndim for d in dims]
+        keep = [d for d in range(A.ndim) if d not in dims]
+        A = A.permute(*keep, *dims)
+    x_shape = tuple(A.shape[B.ndim :])
+    n = math.prod(x_shape)
+    if math.prod(tuple(B.shape)) != n or tuple(A.shape[: B.ndim]) != tuple(B.shape):
+        raise RuntimeError(
+            "Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
+            f"prod(self.shape[:other.ndim]), but got {n} != {math.prod(tuple(A.shape[: B.ndim]))}"
+        )
+    return solve(A.reshape(n, n), B.reshape(n)).reshape(*x_shape)
+
+
+def vander(x: Tensor, *, N: int | None = None) -> Tensor:
+    """linalg.vander: columns x^0, x^1, ..., x^(N-1) (increasing, unlike torch.vander)."""
+    if x.ndim < 1:
+        raise RuntimeError("linalg.vander: x must have at least one dimension")
+    n = x.shape[-1] if N is None else N
+    if n < 1:
+        raise RuntimeError("N must be greater than 1.")
+    ones = x.unsqueeze(-1).new_ones((*x.shape, 1))
+    if n == 1:
+        return ones
+    powers = x.unsqueeze(-1).expand(*x.shape, n - 1).cumprod(-1)
+    return cat([ones, powers], -1)
+
+
+def householder_product(A: Tensor, tau: Tensor) -> Tensor:
+    """The first n columns of H_1 H_2 ... H_k, H_i = I - tau_i v_i v_i^T with v_i the i-th
+    column of A below the diagonal and a 1 on it (LAPACK's orgqr; geqrf's Q)."""
+    check_matrix("linalg.householder_product", A, square=False)
+    m, n = A.shape[-2:]
+    k = tau.shape[-1]
+    if n > m:
+        raise RuntimeError(
+            "torch.linalg.householder_product: input.shape[-2] must be greater than or equal "
+            "to input.shape[-1]"
+        )
+    if k > n:
+        raise RuntimeError(
+            "torch.linalg.householder_product: input.shape[-1] must be greater than or equal "
+            "to tau.shape[-1]"
+        )
+    eye = Tensor._make(_like(A, np.eye(m, n, dtype=A._data.dtype)))
+    q = eye.expand(*A.shape[:-2], m, n)
+    unit = Tensor._make(_like(A, np.eye(m, dtype=A._data.dtype)))
+    for i in reversed(range(k)):  # apply H_k first: Q = H_1 (H_2 (... (H_k I)))
+        below = Tensor._make(_like(A, (np.arange(m) > i).astype(A._data.dtype)))
+        v = A[..., :, i] * below + unit[:, i]  # the reflector's vector: 1 at i, A below
+        t = tau[..., i].unsqueeze(-1).unsqueeze(-1)
+        q = q - t * v.unsqueeze(-1) @ (v.unsqueeze(-2) @ q)
+    return q
+
+
+def geqrf(input: Tensor):
+    """LAPACK's QR in compact form: (a, tau), R on and above a's diagonal, the Householder
+    vectors below it (householder_product(a, tau) is Q). Not differentiable, as in torch."""
+    check_matrix("geqrf", input, square=False)
+    xp = _xp(input)
+    data = input.detach()._data
+    mats = data.reshape((-1,) + tuple(data.shape[-2:]))
+    packed, taus = [], []
+    for a in mats:
+        h, tau = xp.linalg.qr(a, mode="raw")
+        packed.append(h.T)
+        taus.append(tau)
+    batch = tuple(data.shape[:-2])
+    a = xp.stack(packed).reshape(data.shape) if packed else data.copy()
+    tau = xp.stack(taus).reshape(batch + (min(data.shape[-2:]),)) if taus else data[..., 0, :0]
+    return return_type("geqrf", ("a", "tau"))(Tensor._make(a), Tensor._make(tau))
+
+
 TENSOR_METHODS = {
     "det": det,
     "logdet": logdet,
@@ -434,10 +532,13 @@ TENSOR_METHODS = {
     "cross": torch_cross,
     "dist": dist,
     "cholesky_solve": cholesky_solve,
+    "cholesky_inverse": cholesky_inverse,
+    "geqrf": geqrf,
 }
 
 # The torch.* names that mean the same as their linalg cousins; shardgrad's __init__ exports
 # the torch_* spellings (torch.svd, torch.qr, ...) under torch's names.
 __all__: list[str] = [
     "det", "logdet", "inverse", "pinverse", "matrix_power", "dist", "cholesky_solve",
+    "cholesky_inverse", "geqrf",
 ]  # fmt: skip

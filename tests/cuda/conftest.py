@@ -106,6 +106,7 @@ _REUSED = (
     "test_ops_indexing",
     "test_ops_index_reductions",
     "test_linalg",
+    "test_linalg_factorizations_more",
     "test_ops_tensor_api",
     "test_special_functions",
     "test_distributions",
