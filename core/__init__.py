@@ -43,6 +43,7 @@ from ._dtype import (
     uint8,
 )
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.anomaly_mode import is_anomaly_check_nan_enabled, is_anomaly_enabled
 from .backend import device
 from .factory import (
     arange,

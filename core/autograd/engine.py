@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from .._ieee import loud, quiet
 from . import grad_mode
+from . import node as _node
+from .anomaly_mode import backward_checked
 from .node import _FREED_MSG, AccumulateGrad, Node
 
 Tensor = None  # bound by tensor.py (import cycle)
@@ -123,7 +125,10 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs, all
                 raise RuntimeError(_FREED_MSG)
             if node._recompute is not None:  # a checkpointed region: its values come back now
                 node._recompute()
-            in_grads = node.backward(*grads)
+            if _node.anomaly_enabled:
+                in_grads = backward_checked(node, grads)
+            else:
+                in_grads = node.backward(*grads)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if not retain_graph:

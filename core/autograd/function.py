@@ -118,6 +118,10 @@ class Function(metaclass=_FunctionMeta):
         )
         if _node.regions_open:
             _node.note_node(ctx)
+        if _node.anomaly_enabled:
+            from .anomaly_mode import forward_trace  # noqa: PLC0415 - debugging only
+
+            ctx._forward_trace = forward_trace()
         ctx.n_outputs = len(outs)
         ctx._out_meta = [
             (o.shape, o.dtype, o.device) if isinstance(o, Tensor) else None for o in outs

@@ -33,6 +33,9 @@ _FREED_MSG = (
 # every node it records is appended to its innermost region's list. `regions_open` counts
 # the open regions of all threads, so the hot path tests one global int.
 regions_open = 0
+# anomaly detection (autograd.detect_anomaly): nodes remember their forward traceback
+anomaly_enabled = False
+anomaly_check_nan = True
 _regions = threading.local()
 _regions_lock = threading.Lock()
 
@@ -203,6 +206,10 @@ class Op(Node):
             self._had_saved = True
         if regions_open:
             note_node(self)
+        if anomaly_enabled:
+            from .anomaly_mode import forward_trace  # noqa: PLC0415 - debugging only
+
+            self._forward_trace = forward_trace()
 
     @property
     def saved(self) -> tuple:
