@@ -402,26 +402,29 @@ class Tensor:
         return int(self.item())
 
     def __repr__(self) -> str:
+        from . import _dtype, _tensor_str  # noqa: PLC0415 - printing is not a hot path
+
         arr = self._data if self.device.type == "cpu" else self._data.get()
-        body = np.array2string(
-            arr,
-            separator=", ",
-            prefix="tensor(",
-            precision=4,
-            threshold=1000,
-            edgeitems=3,
-            floatmode="maxprec_equal" if arr.dtype.kind == "f" else "maxprec",
-        )
-        extras = []
+        prefix, suffixes = "tensor(", []
         if self.device.type != "cpu":
-            extras.append(f"device='{self.device}'")
-        if arr.dtype not in (np.float32, np.int64, np.bool_) or arr.size == 0:
-            extras.append(f"dtype={self.dtype!r}")
+            suffixes.append(f"device='{self.device}'")
+        implicit = (_dtype.get_default_dtype().np,)
+        if arr.size == 0:
+            if arr.ndim != 1:
+                suffixes.append(f"size={tuple(arr.shape)}")
+            body = "[]"
+        else:
+            if _tensor_str.hides_values():
+                suffixes.append(f"size={tuple(arr.shape)}")
+            implicit += (np.dtype(np.int64), np.dtype(np.bool_))
+            body = _tensor_str.tensor_body(arr, len(prefix))
+        if arr.dtype not in implicit:
+            suffixes.append(f"dtype={self.dtype!r}")
         if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+            suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self._requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+            suffixes.append("requires_grad=True")
+        return _tensor_str.with_suffixes(prefix + body, suffixes, len(prefix))
 
     def __format__(self, spec: str) -> str:
         if self._data.ndim == 0:
