@@ -19,6 +19,7 @@ from . import (
     optim,
     serialization,
     special,
+    testing,
     utils,
 )
 from . import factory as _factory
