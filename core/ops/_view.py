@@ -195,9 +195,21 @@ def _numel(shape) -> int:
 
 
 def add_at(out, idx, values) -> None:
-    """`out[idx] += values` with repeated indices summed (numpy's `add.at`, cupy's
-    `scatter_add`)."""
+    """`out[idx] += values` with repeated indices summed (numpy's `add.at`).
+
+    On the GPU, cupy sums with atomic additions, whose order (and so the rounding of a float
+    sum) changes from run to run. Under `use_deterministic_algorithms(True)` the sum is
+    formed by `_reduce_at` instead: a fixed order, the same bits every run.
+    """
     xp = xp_of(out)
+    if xp is np:
+        np.add.at(out, idx, values)
+        return
+    from .. import determinism  # noqa: PLC0415
+
+    if determinism.are_deterministic_algorithms_enabled():
+        _reduce_at(out, idx, values, xp.add)
+        return
     if hasattr(xp.add, "at"):
         xp.add.at(out, idx, values)
         return
@@ -215,38 +227,44 @@ def add_at(out, idx, values) -> None:
 
 def multiply_at(out, idx, values) -> None:
     """`out[idx] *= values` with repeated indices multiplied in turn (numpy's `multiply.at`).
-
     cupy's `ufunc.at` covers add, subtract, maximum, minimum and the bitwise ops only, so on
-    the GPU the product is formed without it: the values are grouped by target position with
-    a stable sort, a segmented Hillis-Steele scan leaves each group's product on its last
-    element, and every target position finds its group's end by binary search. Each step is
-    one whole-array operation with no host round trip and no atomics; the products are exact
-    up to the association order of floating-point multiplication (integers are exact).
-    """
+    the GPU the product is formed by `_reduce_at`."""
     xp = xp_of(out)
     if xp is np:
         np.multiply.at(out, idx, values)
         return
-    items = idx if isinstance(idx, tuple) else (idx,)  # integer arrays, one per dim of out
-    *coords, vals = xp.broadcast_arrays(*items, xp.asarray(values, dtype=out.dtype))
-    target = xp.zeros(vals.shape, dtype=np.int64)
-    for c, n in zip(coords, out.shape):  # C-order flat position of each value's target
-        target = target * n + c
+    _reduce_at(out, idx, values, xp.multiply)
+
+
+def _reduce_at(out, idx, values, combine) -> None:
+    """`out[idx] = combine(out[idx], values)` with repeated indices combined, on any array
+    module, without atomics and in a fixed order.
+
+    Each value's target is read off an array of flat positions indexed like `out` (so any
+    index numpy accepts works); the values are grouped by target with a stable sort; a
+    segmented Hillis-Steele scan leaves each group's total on its last element; and every
+    position of `out` finds its group's end by binary search. Each step is one whole-array
+    operation with no host round trip. Integers are exact; floats are exact up to the
+    association order, which is the same on every run.
+    """
+    xp = xp_of(out)
+    target = xp.arange(out.size, dtype=np.int64).reshape(out.shape)[idx]
+    vals = xp.broadcast_to(xp.asarray(values, dtype=out.dtype), target.shape)
     target, vals = target.reshape(-1), vals.reshape(-1)
     if target.size == 0:
         return
     order = xp.argsort(target, kind="stable")  # stable: each group keeps its values' order
-    target, prod = target[order], vals[order]
+    target, acc = target[order], vals[order].copy()
     step = 1
-    while step < prod.size:  # prod[i] becomes the product of its group up to i
+    while step < acc.size:  # acc[i] becomes the total of its group up to i
         same = target[step:] == target[:-step]
-        prod[step:] = xp.where(same, prod[:-step] * prod[step:], prod[step:])
+        acc[step:] = xp.where(same, combine(acc[:-step], acc[step:]), acc[step:])
         step *= 2
     flat = out.reshape(-1) if out.flags.c_contiguous else xp.ascontiguousarray(out).reshape(-1)
     positions = xp.arange(flat.size, dtype=np.int64)
     end = xp.searchsorted(target, positions, side="right") - 1  # last value aimed at each
     end = xp.maximum(end, 0)
     hit = target[end] == positions
-    flat[...] = xp.where(hit, flat * prod[end], flat)
+    flat[...] = xp.where(hit, combine(flat, acc[end]), flat)
     if not out.flags.c_contiguous:
         out[...] = flat.reshape(out.shape)

@@ -194,3 +194,49 @@ def test_state_dict_bytes_round_trip_from_the_gpu(target):
 
 def test_skip_reason_names_the_missing_piece():
     assert SKIP_REASON == "CUDA not available: no cupy or no GPU"
+
+
+@pytest.mark.parametrize(
+    "make_index",
+    [
+        lambda xp: (xp.asarray([0, 2, 2, 0, 1, 2]),),  # repeated rows
+        lambda xp: (slice(None), xp.asarray([3, 3, 1])),  # index_add along dim 1
+        lambda xp: (xp.asarray([[0], [1], [1]]), xp.asarray([2, 2, 0, 2])),  # broadcast pair
+        lambda xp: (xp.asarray([[True, False, True, False]] * 3),),  # a mask
+    ],
+)
+def test_deterministic_scatter_add_sums_in_a_fixed_order(target, make_index):
+    """use_deterministic_algorithms(True): the GPU scatter-add takes the sort-and-scan path
+    (no atomics) and gives numpy's add.at result; integers exactly."""
+    from shardgrad.ops._view import add_at
+
+    xp = sg.backend.cupy()
+    rng = np.random.default_rng(0)
+    for dtype, exact in ((np.float64, False), (np.int64, True)):
+        base = rng.integers(-5, 5, (3, 4)).astype(dtype)
+        index = make_index(xp)
+        host_index = tuple(i.get() if hasattr(i, "get") else i for i in index)
+        n_values = np.zeros((3, 4))[host_index].shape
+        values = rng.integers(-9, 9, n_values).astype(dtype)
+        want = base.copy()
+        np.add.at(want, host_index, values)
+        try:
+            sg.use_deterministic_algorithms(True)
+            assert sg.are_deterministic_algorithms_enabled()
+            got = xp.asarray(base)
+            add_at(got, index, xp.asarray(values))
+        finally:
+            sg.use_deterministic_algorithms(False)
+        got = got.get()
+        assert np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-12)
+
+
+def test_deterministic_switch_validates_its_argument():
+    with pytest.raises(TypeError, match="expects a bool"):
+        sg.use_deterministic_algorithms(1)
+    sg.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert sg.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        sg.use_deterministic_algorithms(False)
+    assert not sg.are_deterministic_algorithms_enabled()
