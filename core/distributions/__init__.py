@@ -5,6 +5,7 @@ argument validation); draws come from shardgrad's seeded generators. See each mo
 `distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
 """
 
+from . import transforms
 from .derived import (
     Binomial,
     Cauchy,
@@ -19,6 +20,18 @@ from .derived import (
 from .distribution import Distribution, constraints
 from .kl import kl_divergence, register_kl
 from .multivariate import Dirichlet, Independent, MultivariateNormal
+from .transformed import (
+    ExpRelaxedCategorical,
+    Gumbel,
+    HalfCauchy,
+    LogitRelaxedBernoulli,
+    NegativeBinomial,
+    Pareto,
+    RelaxedBernoulli,
+    RelaxedOneHotCategorical,
+    TransformedDistribution,
+    Weibull,
+)
 from .univariate import (
     Bernoulli,
     Beta,
@@ -37,4 +50,7 @@ __all__ = [
     "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Exponential", "Gamma",
     "Independent", "Laplace", "MultivariateNormal", "Normal", "Poisson", "Uniform",
     "constraints", "kl_divergence", "register_kl",
+    "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
+    "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
+    "transforms",
 ]  # fmt: skip

@@ -110,6 +110,7 @@ _REUSED = (
     "test_ops_tensor_api",
     "test_special_functions",
     "test_distributions",
+    "test_distributions_transformed",
     "test_nn_layers",
     "test_nn_grid_sample",
     "test_nn_functional_aliases",

@@ -4,6 +4,7 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 from __future__ import annotations
 
 import test_distributions as distribution_tests
+import test_distributions_transformed as transformed_tests
 import test_linalg as linalg_tests
 import test_linalg_factorizations_more as linalg_more_tests
 import test_ops_index_reductions as index_reduction_tests
@@ -75,6 +76,7 @@ test_linalg_factorizations = on_target(linalg_tests.test_factorizations_match_to
 test_linalg_spectral = on_target(linalg_tests.test_spectral_decompositions_match_torch)
 test_linalg_second_derivatives = on_target(linalg_tests.test_second_derivatives_match_torch)
 test_linalg_norms = on_target(linalg_tests.test_norms_match_torch)
+test_transformed_log_prob = on_target(transformed_tests.test_log_prob_and_gradients_match_torch)
 test_lu = on_target(linalg_more_tests.test_lu_factor_and_lu_match_torch_with_gradients)
 test_lu_solve = on_target(linalg_more_tests.test_lu_solve_matches_torch_with_gradients)
 test_linalg_ex = on_target(linalg_more_tests.test_ex_variants_report_failures_in_info)

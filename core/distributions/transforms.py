@@ -1,0 +1,252 @@
+"""Bijections for TransformedDistribution, as torch.distributions.transforms: each maps x to
+y, inverts y back to x, and gives log |dy/dx| for the change of variables in log_prob.
+
+Elementwise transforms have event_dim 0; AffineTransform can act on whole events
+(event_dim > 0), summing its log-determinant over them; ComposeTransform chains parts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..nn import functional as F
+from ..tensor import Tensor
+from .distribution import constraints
+
+__all__ = [
+    "AffineTransform", "ComposeTransform", "ExpTransform", "PowerTransform",
+    "SigmoidTransform", "SoftplusTransform", "TanhTransform", "Transform", "identity_transform",
+]  # fmt: skip
+
+
+def _sum_rightmost(value: Tensor, dim: int) -> Tensor:
+    return value.reshape(*value.shape[: value.ndim - dim], -1).sum(-1) if dim > 0 else value
+
+
+def _clamp_probs(p: Tensor) -> Tensor:
+    eps = float(np.finfo(p._data.dtype).eps)
+    return p.clamp(eps, 1 - eps)
+
+
+class Transform:
+    """y = T(x), invertible; subclasses give _call, _inverse, log_abs_det_jacobian."""
+
+    bijective = True
+    sign = 1
+    domain = constraints.real
+    codomain = constraints.real
+    domain_event_dim = 0
+    codomain_event_dim = 0
+
+    @property
+    def event_dim(self) -> int:
+        return max(self.domain_event_dim, self.codomain_event_dim)
+
+    @property
+    def inv(self) -> Transform:
+        return _Inverse(self)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self._call(x)
+
+    def _call(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward_shape(self, shape):
+        return shape
+
+    def inverse_shape(self, shape):
+        return shape
+
+    def __repr__(self) -> str:
+        return type(self).__name__ + "()"
+
+
+class _Inverse(Transform):
+    """T^-1: calls swap, and its log-determinant is minus T's at the swapped point."""
+
+    def __init__(self, base: Transform) -> None:
+        self._base = base
+        self.sign = base.sign
+        self.domain, self.codomain = base.codomain, base.domain
+        self.domain_event_dim = base.codomain_event_dim
+        self.codomain_event_dim = base.domain_event_dim
+
+    @property
+    def inv(self) -> Transform:
+        return self._base
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self._base._inverse(x)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return self._base._call(y)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return -self._base.log_abs_det_jacobian(y, x)
+
+    def __repr__(self) -> str:
+        return f"_InverseTransform({self._base!r})"
+
+
+class ComposeTransform(Transform):
+    """parts[-1](...parts[0](x)): log-determinants add, each summed up to the composition's
+    event dims."""
+
+    def __init__(self, parts: list[Transform]) -> None:
+        self.parts = list(parts)
+        self.sign = math.prod(p.sign for p in self.parts) if self.parts else 1
+        if self.parts:
+            self.domain, self.codomain = self.parts[0].domain, self.parts[-1].codomain
+        dims = 0
+        for p in reversed(self.parts):  # event dims the composition's input must cover
+            dims = p.domain_event_dim + max(dims - p.codomain_event_dim, 0)
+        self.domain_event_dim = dims
+        dims = 0
+        for p in self.parts:
+            dims = p.codomain_event_dim + max(dims - p.domain_event_dim, 0)
+        self.codomain_event_dim = dims
+
+    def _call(self, x: Tensor) -> Tensor:
+        for p in self.parts:
+            x = p(x)
+        return x
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        for p in reversed(self.parts):
+            y = p.inv(y)
+        return y
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        if not self.parts:
+            return x.new_zeros(x.shape)
+        total = 0
+        event_dim = self.domain_event_dim
+        for p in self.parts:
+            y_p = p(x)
+            term = p.log_abs_det_jacobian(x, y_p)
+            total = total + _sum_rightmost(term, event_dim - p.domain_event_dim)
+            x = y_p
+            event_dim += p.codomain_event_dim - p.domain_event_dim
+        return total
+
+    def __repr__(self) -> str:
+        return "ComposeTransform(\n    " + ",\n    ".join(map(repr, self.parts)) + "\n)"
+
+
+identity_transform = ComposeTransform([])
+
+
+class ExpTransform(Transform):
+    codomain = constraints.positive
+
+    def _call(self, x):
+        return x.exp()
+
+    def _inverse(self, y):
+        return y.log()
+
+    def log_abs_det_jacobian(self, x, y):
+        return x
+
+
+class PowerTransform(Transform):
+    """y = x ** exponent on the positive reals."""
+
+    domain = constraints.positive
+    codomain = constraints.positive
+
+    def __init__(self, exponent) -> None:
+        self.exponent = exponent
+        self.sign = 1
+
+    def _call(self, x):
+        return x.pow(self.exponent)
+
+    def _inverse(self, y):
+        return y.pow(1 / self.exponent)
+
+    def log_abs_det_jacobian(self, x, y):
+        return (self.exponent * y / x).abs().log()
+
+
+class SigmoidTransform(Transform):
+    codomain = constraints.unit_interval
+
+    def _call(self, x):
+        return _clamp_probs(x.sigmoid())
+
+    def _inverse(self, y):
+        y = _clamp_probs(y)
+        return y.log() - (-y).log1p()
+
+    def log_abs_det_jacobian(self, x, y):
+        return -F.softplus(-x) - F.softplus(x)
+
+
+class TanhTransform(Transform):
+    """y = tanh(x), the squashing of SAC policies; the log-determinant in the stable form
+    2 (log 2 - x - softplus(-2x))."""
+
+    codomain = constraints.interval(-1.0, 1.0)
+
+    def _call(self, x):
+        return x.tanh()
+
+    def _inverse(self, y):
+        return y.atanh()
+
+    def log_abs_det_jacobian(self, x, y):
+        return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
+
+
+class SoftplusTransform(Transform):
+    codomain = constraints.positive
+
+    def _call(self, x):
+        return F.softplus(x)
+
+    def _inverse(self, y):
+        return (-y).expm1().neg().log() + y
+
+    def log_abs_det_jacobian(self, x, y):
+        return -F.softplus(-x)
+
+
+class AffineTransform(Transform):
+    """y = loc + scale * x, optionally over whole events of `event_dim` dimensions."""
+
+    def __init__(self, loc, scale, event_dim: int = 0) -> None:
+        self.loc, self.scale = loc, scale
+        self.domain_event_dim = self.codomain_event_dim = event_dim
+        if isinstance(scale, (int, float)):
+            self.sign = 1 if scale > 0 else -1 if scale < 0 else 0
+        else:
+            self.sign = 1  # a tensor scale: the sign is per element; torch leaves it so too
+
+    def _call(self, x):
+        return self.loc + self.scale * x
+
+    def _inverse(self, y):
+        return (y - self.loc) / self.scale
+
+    def log_abs_det_jacobian(self, x, y):
+        scale = self.scale
+        if isinstance(scale, (int, float)):
+            value = x.new_full(tuple(x.shape), math.log(abs(scale)))
+        else:
+            value = scale.abs().log()
+            shape = np.broadcast_shapes(tuple(value.shape), tuple(x.shape))
+            value = value.expand(*shape) if tuple(value.shape) != shape else value
+        return _sum_rightmost(value, self.domain_event_dim)
+
+    def __repr__(self) -> str:
+        return "AffineTransform()"
