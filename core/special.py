@@ -97,6 +97,15 @@ def ndtr(input: Tensor) -> Tensor:
     return _nn.NormalCdf.apply(_ew._floating(input))
 
 
+def spherical_bessel_j0(input: Tensor) -> Tensor:
+    """sin(x) / x, 1 at 0 (its Taylor series near 0, where the ratio loses digits)."""
+    x = _ew._floating(input)
+    near = x.abs() < 1e-4
+    safe = _where(near, 1.0, x)
+    x2 = x * x
+    return _where(near, 1.0 - x2 / 6.0 + x2 * x2 / 120.0, safe.sin() / safe)
+
+
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     return _reduce.logsumexp(input, dim, keepdim)
 
@@ -109,7 +118,22 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     return _nn.log_softmax(input, dim, dtype)
 
 
+from .ops.special_functions import (  # noqa: E402 - grouped with the names they export
+    erfcx,
+    gammainc,
+    gammaincc,
+    i0,
+    i0e,
+    i1,
+    i1e,
+    log_ndtr,
+    ndtri,
+    zeta,
+)
+
 __all__ = [
+    "erfcx", "gammainc", "gammaincc", "i0", "i0e", "i1", "i1e", "log_ndtr", "ndtri", "zeta",
+    "spherical_bessel_j0",
     "digamma", "entr", "erf", "erfc", "erfinv", "exp2", "expit", "expm1", "gammaln",
     "log1p", "log_softmax", "logit", "logsumexp", "multigammaln", "ndtr", "polygamma", "psi",
     "round", "sinc", "softmax", "xlog1py", "xlogy",

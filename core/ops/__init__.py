@@ -28,6 +28,7 @@ from . import (
     scans,
     shape,
     sorting,
+    special_functions,
     statistics,
 )
 from .arrangements import *  # noqa: F403
@@ -49,12 +50,13 @@ from .sampling import *  # noqa: F403
 from .scans import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403
+from .special_functions import *  # noqa: F403
 from .statistics import *  # noqa: F403
 
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
     composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
-    index_reductions, lu_factorization, matrix_exponential,
+    index_reductions, lu_factorization, matrix_exponential, special_functions,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -109,6 +109,7 @@ _REUSED = (
     "test_linalg_factorizations_more",
     "test_ops_tensor_api",
     "test_special_functions",
+    "test_special_more",
     "test_distributions",
     "test_distributions_transformed",
     "test_nn_layers",

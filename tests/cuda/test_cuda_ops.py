@@ -14,6 +14,7 @@ import test_ops_reduce as reduce_tests
 import test_ops_shape as shape_tests
 import test_ops_tensor_api as api_tests
 import test_special_functions as special_tests
+import test_special_more as special_more_tests
 from conftest import on_target
 
 # elementwise, linalg, ordering
@@ -77,6 +78,8 @@ test_linalg_spectral = on_target(linalg_tests.test_spectral_decompositions_match
 test_linalg_second_derivatives = on_target(linalg_tests.test_second_derivatives_match_torch)
 test_linalg_norms = on_target(linalg_tests.test_norms_match_torch)
 test_transformed_log_prob = on_target(transformed_tests.test_log_prob_and_gradients_match_torch)
+test_special_more_values = on_target(special_more_tests.test_unary_values_match_torch)
+test_special_more_grads = on_target(special_more_tests.test_unary_gradients_match_torch)
 test_lu = on_target(linalg_more_tests.test_lu_factor_and_lu_match_torch_with_gradients)
 test_lu_solve = on_target(linalg_more_tests.test_lu_solve_matches_torch_with_gradients)
 test_linalg_ex = on_target(linalg_more_tests.test_ex_variants_report_failures_in_info)
