@@ -211,6 +211,23 @@ class ConvTranspose2d(_ConvTransposeNd):
         )  # fmt: skip
 
 
+class ConvTranspose3d(_ConvTransposeNd):
+    """The adjoint of Conv3d, weight (in, out / groups, kD, kH, kW)."""
+
+    _n = 3
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = F._transpose_output_padding(
+                input, output_size, self.stride, self.padding, self.kernel_size, self.dilation
+            )
+        return F.conv_transpose3d(
+            input, self.weight, self.bias, self.stride, self.padding, output_padding,
+            self.groups, self.dilation,
+        )  # fmt: skip
+
+
 class ConvTranspose1d(_ConvTransposeNd):
     """ConvTranspose2d over a height of 1 (weight (in, out / groups, k))."""
 

@@ -30,11 +30,15 @@ from .functional_3d import (
     adaptive_max_pool3d,
     avg_pool3d,
     conv3d,
+    conv_transpose3d,
+    lp_pool3d,
     max_pool3d,
+    max_unpool3d,
 )
 from .functional_aliases import (
     adaptive_max_pool1d_with_indices,
     adaptive_max_pool2d_with_indices,
+    adaptive_max_pool3d_with_indices,
     celu_,
     elu_,
     gumbel_softmax,
@@ -42,6 +46,7 @@ from .functional_aliases import (
     leaky_relu_,
     max_pool1d_with_indices,
     max_pool2d_with_indices,
+    max_pool3d_with_indices,
     pdist,
     rrelu_,
     selu_,
@@ -205,6 +210,11 @@ __all__ = [
     "upsample_nearest",
     "affine_grid",
     "grid_sample",
+    "conv_transpose3d",
+    "lp_pool3d",
+    "max_unpool3d",
+    "max_pool3d_with_indices",
+    "adaptive_max_pool3d_with_indices",
 ]
 
 
@@ -416,17 +426,20 @@ def conv_transpose2d(
 
 
 def _transpose_output_padding(input, output_size, stride, padding, kernel, dilation) -> tuple:
-    """torch's choice of output_padding for a requested output size."""
-    spatial = tuple(output_size)[-2:]
-    h, w = input.shape[-2:]
-    padding = _pair(padding, "padding")
+    """torch's choice of output_padding for a requested output size (2 or 3 spatial dims,
+    as many as `stride` has)."""
+    n = len(stride)
+    spatial = tuple(output_size)[-n:]
+    lengths = tuple(input.shape[-n:])
+    padding = _ntuple(padding, n, "padding")
     result = []
-    for length, want, s, p, k, d in zip((h, w), spatial, stride, padding, kernel, dilation):
+    for length, want, s, p, k, d in zip(lengths, spatial, stride, padding, kernel, dilation):
         smallest = (length - 1) * s - 2 * p + d * (k - 1) + 1
         if not smallest <= want < smallest + s:
             raise ValueError(
                 f"requested an output size of {list(spatial)}, but valid sizes range from "
-                f"{smallest} to {smallest + s - 1} (for an input of {h}x{w})"
+                f"{smallest} to {smallest + s - 1} (for an input of "
+                f"{'x'.join(map(str, lengths))})"
             )
         result.append(want - smallest)
     return tuple(result)

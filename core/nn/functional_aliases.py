@@ -12,12 +12,15 @@ import warnings
 from ..ops.arrangements import triu_indices
 from ..tensor import Tensor
 from . import functional as F
+from . import functional_3d as F3
 from . import functional_more_layers as FM
 from . import functional_spatial as FS
 
 __all__ = [
     "adaptive_max_pool1d_with_indices",
     "adaptive_max_pool2d_with_indices",
+    "adaptive_max_pool3d_with_indices",
+    "max_pool3d_with_indices",
     "celu_",
     "elu_",
     "gumbel_softmax",
@@ -76,6 +79,16 @@ def max_pool2d_with_indices(
     input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, **_
 ):
     return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(
+    input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, **_
+):
+    return F3.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool3d_with_indices(input: Tensor, output_size, **_):
+    return F3.adaptive_max_pool3d(input, output_size, True)
 
 
 def adaptive_max_pool1d_with_indices(input: Tensor, output_size, **_):

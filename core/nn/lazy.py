@@ -14,7 +14,7 @@ import inspect
 
 from ..tensor import Tensor
 from . import functional as F
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Linear
 from .module import Module
 from .normalization import (
@@ -29,7 +29,7 @@ from .parameter import Parameter
 
 __all__ = [
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyConv1d", "LazyConv2d",
-    "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyInstanceNorm1d",
+    "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d", "LazyInstanceNorm1d",
     "LazyInstanceNorm2d", "LazyInstanceNorm3d", "LazyLinear", "UninitializedBuffer",
     "UninitializedParameter",
 ]  # fmt: skip
@@ -181,6 +181,7 @@ LazyConv2d = _lazy_conv(Conv2d, 2)
 LazyConv3d = _lazy_conv(Conv3d, 3)
 LazyConvTranspose1d = _lazy_conv(ConvTranspose1d, 1)
 LazyConvTranspose2d = _lazy_conv(ConvTranspose2d, 2)
+LazyConvTranspose3d = _lazy_conv(ConvTranspose3d, 3)
 
 
 def _lazy_norm(concrete: type, spatial: int, batch_norm: bool):

@@ -181,6 +181,11 @@ class LPPool2d(_LPPool):
         return F.lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
 
+class LPPool3d(_LPPool):
+    def forward(self, input: Tensor) -> Tensor:
+        return F.lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+
 # ================================================================ unpooling
 class _MaxUnpool(Module):
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
@@ -213,6 +218,20 @@ class MaxUnpool2d(_MaxUnpool):
 
     def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
         return F.max_unpool2d(
+            input, indices, self.kernel_size, self.stride, self.padding, output_size
+        )
+
+
+class MaxUnpool3d(_MaxUnpool):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(
+            F._ntuple(kernel_size, 3, "kernel_size"),
+            F._ntuple(stride, 3, "stride") if stride is not None else None,
+            F._ntuple(padding, 3, "padding"),
+        )  # fmt: skip
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool3d(
             input, indices, self.kernel_size, self.stride, self.padding, output_size
         )
 

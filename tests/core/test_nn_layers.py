@@ -229,6 +229,19 @@ LAYERS = [
     ("avg_pool3d_divisor", lambda nn: nn.AvgPool3d(2, divisor_override=3), (1, 2, 4, 4, 4)),
     ("adaptive_avg_pool3d", lambda nn: nn.AdaptiveAvgPool3d((2, None, 3)), (2, 2, 5, 6, 7)),
     ("adaptive_max_pool3d", lambda nn: nn.AdaptiveMaxPool3d(2), (2, 2, 5, 3, 4)),
+    (
+        "conv_transpose3d",
+        lambda nn: nn.ConvTranspose3d(
+            4, 2, (2, 3, 2), stride=(2, 1, 2), padding=1, output_padding=(1, 0, 1)
+        ),
+        (2, 4, 3, 4, 3),
+    ),
+    (
+        "conv_transpose3d_groups_dilation",
+        lambda nn: nn.ConvTranspose3d(4, 6, 2, groups=2, dilation=(2, 1, 1), bias=False),
+        (4, 3, 3, 2),
+    ),
+    ("lp_pool3d", lambda nn: nn.LPPool3d(2, (2, 1, 2)), (2, 3, 4, 3, 4)),
     ("batch_norm3d", lambda nn: nn.BatchNorm3d(3), (2, 3, 4, 3, 2)),
     ("instance_norm3d", lambda nn: nn.InstanceNorm3d(3, affine=True), (2, 3, 4, 3, 2)),
     ("reflection_pad3d", lambda nn: nn.ReflectionPad3d((1, 2, 0, 1, 1, 0)), (1, 2, 3, 4, 5)),
@@ -730,6 +743,60 @@ def test_random_layers_are_identity_in_eval_and_keep_their_statistics(make, trai
         dropped = _np_of(layer(x)).reshape(64, 8, -1)
         whole = (dropped == 0).all(axis=2) | (dropped != 0).all(axis=2)
         assert whole.all()  # a channel is dropped entirely or kept entirely
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        lambda nn: nn.MaxPool3d(2, return_indices=True),
+        lambda nn: nn.MaxPool3d(
+            (3, 2, 3), stride=2, padding=1, ceil_mode=True, return_indices=True
+        ),
+        lambda nn: nn.MaxPool3d(2, stride=1, dilation=(2, 1, 1), return_indices=True),
+        lambda nn: nn.AdaptiveMaxPool3d((2, 3, 2), return_indices=True),
+    ],
+)
+def test_max_pool3d_indices_and_unpooling_match_torch(pool):
+    """The indices point into each input volume (d * H * W + h * W + w), ties to the first
+    maximum; MaxUnpool3d puts the values back there (and its gradient takes them out)."""
+    data = np.round(np.random.default_rng(3).standard_normal((2, 3, 5, 6, 5)), 1)  # ties
+    s_in, t_in = sg.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    (s_out, s_idx), (t_out, t_idx) = pool(sg.nn)(s_in), pool(torch.nn)(t_in)
+    close(s_out, t_out.detach())
+    assert s_idx.tolist() == t_idx.tolist()
+    up = np.random.default_rng(4).standard_normal(tuple(t_out.shape))
+    (s_out * sg.tensor(up)).sum().backward()
+    (t_out * torch.tensor(up)).sum().backward()
+    close(s_in.grad, t_in.grad)
+
+
+def test_max_unpool3d_matches_torch():
+    data = np.random.default_rng(6).standard_normal((2, 3, 4, 6, 4))
+    s_out, s_idx = sg.nn.functional.max_pool3d(sg.tensor(data), 2, return_indices=True)
+    t_out, t_idx = torch.nn.functional.max_pool3d(torch.tensor(data), 2, return_indices=True)
+    s_val = sg.tensor(s_out.numpy(), requires_grad=True)
+    t_val = torch.tensor(t_out.numpy(), requires_grad=True)
+    s_un = sg.nn.MaxUnpool3d(2)(s_val, s_idx, output_size=data.shape[2:])
+    t_un = torch.nn.MaxUnpool3d(2)(t_val, t_idx, output_size=data.shape[2:])
+    close(s_un, t_un.detach())
+    up = np.random.default_rng(7).standard_normal(data.shape)
+    (s_un * sg.tensor(up)).sum().backward()
+    (t_un * torch.tensor(up)).sum().backward()
+    close(s_val.grad, t_val.grad)
+    with pytest.raises(RuntimeError, match="invalid max index"):
+        sg.nn.functional.max_unpool3d(s_val, s_idx + 1000, 2)
+
+
+def test_conv_transpose3d_output_size_matches_torch():
+    torch.manual_seed(0)
+    t = torch.nn.ConvTranspose3d(2, 3, 3, stride=2).double()
+    s = sg.nn.ConvTranspose3d(2, 3, 3, stride=2).double()
+    s.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    x = np.random.default_rng(5).standard_normal((1, 2, 3, 3, 3))
+    for size in ((7, 8, 7), (8, 8, 8)):
+        close(s(sg.tensor(x), output_size=size), t(torch.tensor(x), output_size=size).detach())
+    with pytest.raises(ValueError, match="valid sizes"):
+        s(sg.tensor(x), output_size=(10, 7, 7))
 
 
 def test_max_pool3d_ties_go_to_the_first_maximum_like_torch():

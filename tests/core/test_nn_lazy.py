@@ -21,6 +21,7 @@ LAZY = [
     ("LazyConv3d", (2, (1, 2, 2)), {}, (1, 2, 3, 4, 4)),
     ("LazyConvTranspose1d", (2, 3), {"stride": 2}, (2, 3, 7)),
     ("LazyConvTranspose2d", (2, 3), {"stride": 2, "output_padding": 1}, (1, 3, 4, 4)),
+    ("LazyConvTranspose3d", (2, 2), {"stride": (1, 2, 1)}, (1, 3, 2, 4, 3)),
     ("LazyBatchNorm1d", (), {}, (4, 3)),
     ("LazyBatchNorm2d", (), {"momentum": None}, (2, 3, 4, 4)),
     ("LazyBatchNorm3d", (), {}, (2, 3, 2, 2, 2)),

@@ -200,6 +200,12 @@ VARIANTS = {
     "LPPool1d": [
         lambda: nn.LPPool1d(2, 3, stride=2),
     ],
+    "LPPool3d": [lambda: nn.LPPool3d(2.0, 2)],
+    "MaxUnpool3d": [lambda: nn.MaxUnpool3d(2)],
+    "ConvTranspose3d": [
+        lambda: nn.ConvTranspose3d(4, 6, 3),
+        lambda: nn.ConvTranspose3d(4, 6, (3, 2, 2), groups=2, bias=False),
+    ],
     "LPPool2d": [
         lambda: nn.LPPool2d(1.5, (2, 3)),
     ],
