@@ -25,6 +25,7 @@ from ..ops.products import linear as _linear
 from ..tensor import Tensor, _wrap_dim
 from ._reduction import apply as _reduce
 from ._reduction import resolve as _reduction
+from .ctc import ctc_loss
 from .functional_3d import (
     adaptive_avg_pool3d,
     adaptive_max_pool3d,
@@ -210,6 +211,7 @@ __all__ = [
     "upsample_nearest",
     "affine_grid",
     "grid_sample",
+    "ctc_loss",
     "conv_transpose3d",
     "lp_pool3d",
     "max_unpool3d",

@@ -293,6 +293,22 @@ class GaussianNLLLoss(_Loss):
         )
 
 
+class CTCLoss(_Loss):
+    """Connectionist temporal classification: forward(log_probs, targets, input_lengths,
+    target_lengths), log_probs (T, N, C) from log_softmax."""
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__(reduction=reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths) -> Tensor:
+        return F.ctc_loss(
+            log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+            self.zero_infinity,
+        )  # fmt: skip
+
+
 class PoissonNLLLoss(_Loss):
     def __init__(
         self,

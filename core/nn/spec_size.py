@@ -512,6 +512,7 @@ _NO_PARAMETERS = frozenset(
         "MarginRankingLoss",
         "MultiLabelMarginLoss",
         "PoissonNLLLoss",
+        "CTCLoss",
         "SoftMarginLoss",
         "TripletMarginLoss",
     }

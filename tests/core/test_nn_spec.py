@@ -161,6 +161,7 @@ EXAMPLES = {
     ),
     "GaussianNLLLoss": lambda: nn.GaussianNLLLoss(full=True, eps=1e-3),
     "PoissonNLLLoss": lambda: nn.PoissonNLLLoss(log_input=False, full=True),
+    "CTCLoss": lambda: nn.CTCLoss(blank=2, reduction="sum", zero_infinity=True),
 }
 
 

@@ -344,6 +344,7 @@ VARIANTS = {
     "GaussianNLLLoss": [
         lambda: nn.GaussianNLLLoss(full=True, eps=1e-3),
     ],
+    "CTCLoss": [lambda: nn.CTCLoss(blank=1)],
     "PoissonNLLLoss": [
         lambda: nn.PoissonNLLLoss(log_input=False, full=True),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_ctc_loss as ctc_tests
 import test_nn_attention as attention_tests
 import test_nn_functional_aliases as alias_tests
 import test_nn_grid_sample as grid_tests
@@ -36,6 +37,8 @@ test_pdist = on_target(alias_tests.test_pdist_matches_torch)
 test_inplace_activations = on_target(
     alias_tests.test_inplace_keyword_matches_torch_through_the_graph
 )
+
+test_ctc_loss = on_target(ctc_tests.test_padded_targets_match_torch)
 
 # attention and RMSNorm
 test_sdpa = on_target(attention_tests.test_sdpa_matches_torch)
