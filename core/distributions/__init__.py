@@ -19,6 +19,7 @@ from .derived import (
 )
 from .distribution import Distribution, constraints
 from .kl import kl_divergence, register_kl
+from .mixture import LowRankMultivariateNormal, MixtureSameFamily, VonMises
 from .multivariate import Dirichlet, Independent, MultivariateNormal
 from .transformed import (
     ExpRelaxedCategorical,
@@ -52,5 +53,5 @@ __all__ = [
     "constraints", "kl_divergence", "register_kl",
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
-    "transforms",
+    "transforms", "LowRankMultivariateNormal", "MixtureSameFamily", "VonMises",
 ]  # fmt: skip
