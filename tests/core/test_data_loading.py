@@ -5,7 +5,8 @@ reproducibility under a seeded Generator."""
 
 from __future__ import annotations
 
-import threading
+import os
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -196,27 +197,122 @@ def test_distributed_sampler_splits_the_dataset_across_replicas(shuffle, drop_la
     assert list(sampler) != first or len(first) < 2
 
 
-def test_workers_see_their_info_and_init_function():
-    seen, lock = set(), threading.Lock()
+class _WhoLoads(sdata.Dataset):
+    """Each sample says which worker process loaded it, and what that worker's init set."""
 
-    class Recording(sdata.Dataset):
-        def __len__(self):
-            return 12
+    def __len__(self):
+        return 12
 
-        def __getitem__(self, i):
-            info = sdata.get_worker_info()
-            with lock:
-                seen.add((info.id, info.num_workers))
-            return i
+    def __getitem__(self, i):
+        info = sdata.get_worker_info()
+        return i, info.id, info.num_workers, os.getpid(), _INIT.get("worker", -1)
 
-    started = []
+
+_INIT: dict = {}
+
+
+def _remember_worker(worker_id: int) -> None:
+    _INIT["worker"] = worker_id
+
+
+def test_workers_are_processes_that_see_their_info_and_init_function():
     loader = sdata.DataLoader(
-        Recording(), batch_size=2, num_workers=3, worker_init_fn=started.append
+        _WhoLoads(), batch_size=2, num_workers=3, worker_init_fn=_remember_worker
     )
-    assert [b.tolist() for b in loader] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
-    assert {n for _, n in seen} == {3}
-    assert {i for i, _ in seen} <= set(started) <= {0, 1, 2}
-    assert sdata.get_worker_info() is None
+    batches = list(loader)
+    assert [b[0].tolist() for b in batches] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
+    ids = {int(w) for b in batches for w in b[1]}
+    assert ids == {0, 1, 2}  # batches go to the workers in turn
+    assert {int(n) for b in batches for n in b[2]} == {3}
+    assert all(b[1].tolist() == b[4].tolist() for b in batches)  # init ran in that worker
+    pids = {int(p) for b in batches for p in b[3]}
+    assert len(pids) == 3 and os.getpid() not in pids
+    assert sdata.get_worker_info() is None and "worker" not in _INIT
+
+
+class _Shards(sdata.IterableDataset):
+    """An iterable dataset that splits its range among the workers, as torch's docs show."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        info = sdata.get_worker_info()
+        if info is None:
+            return iter(range(self.n))
+        return iter(range(info.id, self.n, info.num_workers))
+
+
+def test_iterable_dataset_with_workers_takes_batches_in_turn():
+    loader = sdata.DataLoader(_Shards(10), batch_size=2, num_workers=2)
+    got = [b.tolist() for b in loader]
+    assert got == [[0, 2], [1, 3], [4, 6], [5, 7], [8], [9]]  # torch's order: worker by worker
+    assert sorted(sum(got, [])) == list(range(10))
+
+
+class _Faulty(sdata.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        if i == 5:
+            raise KeyError(f"sample {i} is missing")
+        return i
+
+
+def test_a_worker_exception_is_raised_in_the_loader_with_its_traceback():
+    loader = sdata.DataLoader(_Faulty(), batch_size=2, num_workers=2)
+    with pytest.raises(KeyError, match=r"(?s)worker process 0.*sample 5 is missing"):
+        list(loader)
+
+
+class _Slow(sdata.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        time.sleep(5 if i == 2 else 0)
+        return i
+
+
+class _Dies(sdata.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        if i == 3:
+            os._exit(7)
+        return i
+
+
+def test_timeout_and_a_dying_worker_are_errors():
+    with pytest.raises(RuntimeError, match="timed out after 1"):
+        list(sdata.DataLoader(_Slow(), batch_size=1, num_workers=1, timeout=1))
+    with pytest.raises(RuntimeError, match=r"exited unexpectedly \(exit code 7\)"):
+        list(sdata.DataLoader(_Dies(), batch_size=1, num_workers=2))
+
+
+def test_persistent_workers_serve_every_epoch_even_after_an_early_stop():
+    loader = sdata.DataLoader(
+        _WhoLoads(), batch_size=3, num_workers=2, shuffle=True, persistent_workers=True,
+        generator=sg.Generator().manual_seed(0),
+    )  # fmt: skip
+    first = next(iter(loader))  # stop after one batch: in-flight batches are left behind
+    epoch = list(loader)
+    pids = {int(p) for b in epoch for p in b[3]} | {int(p) for p in first[3]}
+    assert len(pids) == 2  # the same two processes throughout
+    assert sorted(int(i) for b in epoch for i in b[0]) == list(range(12))
+    loader._pool.close()
+
+
+def test_worker_results_equal_the_main_process_results():
+    data = sdata.TensorDataset(sg.arange(40.0).reshape(20, 2), sg.arange(20))
+    plain = list(sdata.DataLoader(data, batch_size=6))
+    workers = list(
+        sdata.DataLoader(data, batch_size=6, num_workers=2, multiprocessing_context="spawn")
+    )
+    for (x0, y0), (x1, y1) in zip(plain, workers):
+        assert x0.tolist() == x1.tolist() and y0.tolist() == y1.tolist()
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,24 @@
 """The DataLoader: batches of a dataset's samples, in the sampler's order, collated into
 tensors; and the collate functions.
 
-Workers (num_workers > 0) are threads that load the next batches while the caller trains,
-in order: numpy releases the GIL for most array work, and a thread shares the dataset
-without pickling it. They serve map-style datasets; an IterableDataset is read in the
-calling thread. pin_memory is accepted and has nothing to do on the host.
+Workers (num_workers > 0) are processes, as in torch (see `_workers`): they load and collate
+the next batches while the caller trains, map-style datasets batch by batch in the sampler's
+order, iterable ones each from its own copy of the dataset. pin_memory is accepted and has
+nothing to do on the host.
 """
 
 from __future__ import annotations
 
-import collections
 import math
-import threading
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from ... import random as _random
 from ...factory import as_tensor, tensor
 from ...ops.join import stack
 from ...tensor import Tensor
+from . import _workers
 from .dataset import Dataset, IterableDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
@@ -84,20 +81,13 @@ def default_convert(data):
 
 
 # ================================================================ workers
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: int
-    num_workers: int
-    seed: int
-    dataset: Dataset
-
-
-_worker = threading.local()
+WorkerInfo = _workers.WorkerInfo
 
 
 def get_worker_info() -> WorkerInfo | None:
-    """In a DataLoader worker, which one it is (None in the main thread)."""
-    return getattr(_worker, "info", None)
+    """In a DataLoader worker process: which worker it is, of how many, its seed and its
+    copy of the dataset. None in the main process."""
+    return _workers.worker_info()
 
 
 # ================================================================ the loader
@@ -142,7 +132,18 @@ class DataLoader:
         self.num_workers = num_workers
         self.prefetch_factor = 2 if prefetch_factor is None and num_workers > 0 else prefetch_factor
         self.pin_memory, self.timeout, self.worker_init_fn = pin_memory, timeout, worker_init_fn
+        if persistent_workers and num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
         self.persistent_workers, self.generator = persistent_workers, generator
+        if isinstance(multiprocessing_context, str):
+            if multiprocessing_context not in multiprocessing.get_all_start_methods():
+                raise ValueError(
+                    "multiprocessing_context option should specify a valid start method in "
+                    f"{multiprocessing.get_all_start_methods()!r}, but got "
+                    f"multiprocessing_context={multiprocessing_context!r}"
+                )
+        self.multiprocessing_context = multiprocessing_context
+        self._pool: _workers.WorkerPool | None = None
         self._iterable = isinstance(dataset, IterableDataset)
         if self._iterable:
             if shuffle not in (None, False):
@@ -198,12 +199,12 @@ class DataLoader:
         return len(self.sampler)
 
     def __iter__(self):
+        if self.num_workers > 0:
+            return self._iter_workers()
         if self._iterable:
             return self._iter_stream()
         indices = self.batch_sampler if self.batch_sampler is not None else self.sampler
-        if self.num_workers == 0:
-            return (self._fetch(i) for i in indices)
-        return self._iter_workers(iter(indices))
+        return (self._fetch(i) for i in indices)
 
     def _fetch(self, index):
         if self.batch_sampler is not None:
@@ -224,27 +225,40 @@ class DataLoader:
         if batch and not self.drop_last:
             yield self.collate_fn(batch)
 
-    def _iter_workers(self, indices):
-        """Batches loaded by worker threads, prefetch_factor per worker ahead, in order."""
-        base_seed = int(_random.stream(None, self.generator).integers(0, 2**62))
-        ids = iter(range(self.num_workers))
-        lock = threading.Lock()
+    def _next_from_stream(self, stream):
+        """One batch (or sample) read from an iterator over an IterableDataset; raises
+        StopIteration when it is done (a short last batch unless drop_last)."""
+        if self.batch_size is None:
+            return self.collate_fn(next(stream))
+        batch = []
+        for sample in stream:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                return self.collate_fn(batch)
+        if batch and not self.drop_last:
+            return self.collate_fn(batch)
+        raise StopIteration
 
-        def init() -> None:
-            with lock:
-                worker_id = next(ids)
-            _worker.info = WorkerInfo(
-                worker_id, self.num_workers, base_seed + worker_id, self.dataset
-            )
-            if self.worker_init_fn is not None:
-                self.worker_init_fn(worker_id)
+    def _iter_workers(self):
+        """Batches from worker processes; persistent pools serve every epoch."""
+        fetch = self._next_from_stream if self._iterable else self._fetch
+        persistent = self.persistent_workers and not self._iterable
+        pool = self._pool if persistent else None
+        if pool is None:
+            pool = _workers.WorkerPool(self, fetch, self._iterable)
+            if persistent:
+                self._pool = pool
+        try:
+            if self._iterable:
+                yield from _workers.iterable_batches(pool, self.prefetch_factor)
+            else:
+                indices = self.batch_sampler if self.batch_sampler is not None else self.sampler
+                yield from _workers.map_style_batches(pool, iter(indices), self.prefetch_factor)
+        finally:
+            if not persistent:
+                pool.close()
 
-        ahead = self.num_workers * self.prefetch_factor
-        with ThreadPoolExecutor(self.num_workers, "sg-loader", initializer=init) as pool:
-            pending = collections.deque()
-            for index in indices:
-                pending.append(pool.submit(self._fetch, index))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_pool"] = None  # a worker's copy of the loader has no workers of its own
+        return state
