@@ -15,6 +15,7 @@ from ...ops.nn_ops import FlatCat
 from ...tensor import Tensor
 from . import parametrizations as parametrizations  # nn.utils.parametrizations
 from . import parametrize as parametrize  # nn.utils.parametrize
+from . import prune as prune  # nn.utils.prune
 from . import rnn as rnn  # nn.utils.rnn, as in torch
 from .weight_norm import remove_weight_norm, weight_norm
 
