@@ -90,6 +90,39 @@ def test_spectral_norm_matches_torch_including_its_power_iteration():
     _compare_steps(ours, theirs, steps=1)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib: lib.nn.utils.spectral_norm(lib.nn.Linear(3, 5)),
+        lambda lib: lib.nn.utils.spectral_norm(lib.nn.Linear(3, 5), n_power_iterations=3, dim=1),
+    ],
+)
+def test_old_spectral_norm_matches_torch(make):
+    """The hook-based form: weight_orig, weight_u, weight_v in the state dict; u and v move on
+    every training forward as torch's do; eval and remove_spectral_norm as torch's."""
+    ours, theirs = _pair(make)
+    assert list(ours.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    _compare_steps(ours, theirs)
+    for name in ("weight_u", "weight_v"):
+        np.testing.assert_allclose(
+            _np(getattr(ours, name)), getattr(theirs, name).numpy(), rtol=1e-10
+        )
+    ours.eval()
+    theirs.eval()
+    _compare_steps(ours, theirs, steps=1)
+    for lib, layer in ((sg, ours), (torch, theirs)):
+        lib.nn.utils.remove_spectral_norm(layer)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    np.testing.assert_allclose(_np(ours.weight), theirs.weight.detach().numpy(), rtol=1e-10)
+
+
+def test_old_spectral_norm_on_a_transposed_convolution_uses_dim_1():
+    layer = sg.nn.utils.spectral_norm(sg.nn.ConvTranspose2d(2, 6, 3))
+    assert tuple(layer.weight_u.shape) == (6,) and tuple(layer.weight_v.shape) == (2 * 9,)
+    with pytest.raises(RuntimeError, match="two spectral_norm hooks"):
+        sg.nn.utils.spectral_norm(layer)
+
+
 def test_custom_parametrization_assignment_cache_and_removal_match_torch():
     def make(lib):
         layer = lib.nn.Linear(3, 3)

@@ -17,9 +17,12 @@ from . import parametrizations as parametrizations  # nn.utils.parametrizations
 from . import parametrize as parametrize  # nn.utils.parametrize
 from . import prune as prune  # nn.utils.prune
 from . import rnn as rnn  # nn.utils.rnn, as in torch
+from .spectral_norm import remove_spectral_norm, spectral_norm
 from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = [
+    "remove_spectral_norm",
+    "spectral_norm",
     "remove_weight_norm",
     "weight_norm",
     "clip_grad_norm_",
