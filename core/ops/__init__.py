@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..tensor import install_methods
 from . import (
     arrangements,
+    calculus,
     composite,
     convert,
     decompositions,
@@ -32,6 +33,7 @@ from . import (
     statistics,
 )
 from .arrangements import *  # noqa: F403
+from .calculus import *  # noqa: F403
 from .composite import *  # noqa: F403
 from .convert import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -56,7 +58,7 @@ from .statistics import *  # noqa: F403
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
     composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
-    index_reductions, lu_factorization, matrix_exponential, special_functions,
+    index_reductions, lu_factorization, matrix_exponential, special_functions, calculus,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

@@ -320,6 +320,10 @@ TENSOR_METHODS = {
     "split_with_sizes": split_with_sizes,
     "tensor_split": tensor_split,
     "chunk": chunk,
+    # torch's unsafe_* forms skip a view-safety check shardgrad does not need
+    "unsafe_chunk": chunk,
+    "unsafe_split": split,
+    "unsafe_split_with_sizes": split_with_sizes,
     "unbind": unbind,
 }
 
@@ -337,5 +341,12 @@ __all__ = [
     "split_with_sizes",
     "tensor_split",
     "chunk",
+    "unsafe_chunk",
+    "unsafe_split",
+    "unsafe_split_with_sizes",
     "unbind",
 ]
+
+unsafe_chunk = chunk
+unsafe_split = split
+unsafe_split_with_sizes = split_with_sizes

@@ -10,6 +10,7 @@ cousins in arguments or results) are exported at the top level from here.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -347,6 +348,21 @@ def multi_dot(tensors) -> Tensor:
     return out
 
 
+def chain_matmul(*matrices) -> Tensor:
+    """torch.chain_matmul (deprecated there): the product of the matrices, in the cheapest
+    order, as linalg.multi_dot."""
+    warnings.warn(
+        "torch.chain_matmul is deprecated and will be removed in a future PyTorch release. Use "
+        "torch.linalg.multi_dot instead, which accepts a list of two or more tensors rather "
+        "than multiple parameters.",
+        UserWarning,
+        stacklevel=2,
+    )
+    if len(matrices) == 1:
+        return matrices[0]
+    return multi_dot(list(matrices))
+
+
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     return (x * y).sum(dim)
 
@@ -540,5 +556,5 @@ TENSOR_METHODS = {
 # the torch_* spellings (torch.svd, torch.qr, ...) under torch's names.
 __all__: list[str] = [
     "det", "logdet", "inverse", "pinverse", "matrix_power", "dist", "cholesky_solve",
-    "cholesky_inverse", "geqrf",
+    "cholesky_inverse", "geqrf", "chain_matmul",
 ]  # fmt: skip

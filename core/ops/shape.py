@@ -603,6 +603,11 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
     return slice_view(input, (slice(None),) * d + (slice(start, start + length),))
 
 
+def narrow_copy(input: Tensor, dim: int, start, length: int) -> Tensor:
+    """narrow, as a new tensor rather than a view."""
+    return narrow(input, dim, start, length).clone()
+
+
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     n = input.ndim
     d1, d2 = _wrap_dim(dim1, n), _wrap_dim(dim2, n)
@@ -711,6 +716,7 @@ TENSOR_METHODS = {
     "repeat": repeat,
     "tile": tile,
     "narrow": narrow,
+    "narrow_copy": narrow_copy,
     "movedim": movedim,
     "moveaxis": movedim,
     "diagonal": diagonal,
@@ -745,6 +751,7 @@ __all__ = [
     "roll",
     "tile",
     "narrow",
+    "narrow_copy",
     "movedim",
     "moveaxis",
     "diagonal",

@@ -18,6 +18,7 @@ from .join import stack
 
 _nanmedian_t = return_type("nanmedian")
 _mode_t = return_type("mode")
+_histogram_t = return_type("histogram", ("hist", "bin_edges"))
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
@@ -222,7 +223,28 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     return Tensor._make(counts)
 
 
+def histogram(input: Tensor, bins=100, *, range=None, weight=None, density: bool = False):  # noqa: A002
+    """(hist, bin_edges): counts (or weighted sums, or a density) in `bins` equal bins over
+    `range` (the data's range by default), or in the bins a 1-D tensor of edges gives."""
+    from ..factory import tensor  # noqa: PLC0415
+
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"torch.histogram: input tensor and bins tensors should have the same dtype, but got input {input.dtype.name}"
+        )
+    data = np.asarray(input.detach().cpu().numpy()).reshape(-1)
+    edges = bins.detach().cpu().numpy() if isinstance(bins, Tensor) else int(bins)
+    weights = None if weight is None else np.asarray(weight.detach().cpu().numpy()).reshape(-1)
+    hist, bin_edges = np.histogram(data, bins=edges, range=range, weights=weights, density=density)
+    dtype = input.dtype
+    return _histogram_t(
+        tensor(hist.astype(input._data.dtype), dtype=dtype, device=input.device),
+        tensor(bin_edges.astype(input._data.dtype), dtype=dtype, device=input.device),
+    )
+
+
 TENSOR_METHODS = {
+    "histogram": histogram,
     "cov": cov,
     "corrcoef": corrcoef,
     "quantile": quantile,
@@ -232,4 +254,4 @@ TENSOR_METHODS = {
     "histc": histc,
 }
 
-__all__ = ["cov", "corrcoef", "quantile", "nanquantile", "nanmedian", "mode", "histc"]
+__all__ = ["cov", "corrcoef", "quantile", "nanquantile", "nanmedian", "mode", "histc", "histogram"]

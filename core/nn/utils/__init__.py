@@ -17,6 +17,7 @@ from . import parametrizations as parametrizations  # nn.utils.parametrizations
 from . import parametrize as parametrize  # nn.utils.parametrize
 from . import prune as prune  # nn.utils.prune
 from . import rnn as rnn  # nn.utils.rnn, as in torch
+from . import stateless as stateless  # nn.utils.stateless.functional_call
 from .spectral_norm import remove_spectral_norm, spectral_norm
 from .weight_norm import remove_weight_norm, weight_norm
 
