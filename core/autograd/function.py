@@ -34,6 +34,10 @@ class FunctionCtx(Node):
         self._saved = tensors
         self._versions = tuple(t._vbox[0] if isinstance(t, Tensor) else 0 for t in tensors)
         self._had_saved = True
+        if _node.saved_hooks_open:
+            packed = _node.pack_saved(tensors)
+            if packed is not None:
+                self._saved, self._packed = packed, True
 
     @property
     def saved_tensors(self) -> tuple:
@@ -41,6 +45,8 @@ class FunctionCtx(Node):
 
         if self._released and self._had_saved:
             raise RuntimeError(_FREED_MSG)
+        if self._packed:
+            return _node.unpack_saved(self._saved, self)
         for t, v in zip(self._saved, self._versions):
             if isinstance(t, Tensor) and t._vbox[0] != v:
                 _raise_modified(t, v, self)

@@ -62,6 +62,106 @@ def in_region() -> bool:
     return bool(getattr(_regions, "stack", None))
 
 
+# Saved-tensor hooks (autograd.graph.saved_tensors_hooks): while a thread has a (pack, unpack)
+# pair open, each tensor a node saves is stored as pack(tensor) and given back as
+# unpack(packed) when backward reads it. `saved_hooks_open` counts the open pairs of all
+# threads, so the hot path tests one global int.
+saved_hooks_open = 0
+_saved_hooks = threading.local()
+
+
+def push_saved_hooks(pack, unpack) -> None:
+    global saved_hooks_open
+    stack = getattr(_saved_hooks, "stack", None)
+    if stack is None:
+        stack = _saved_hooks.stack = []
+    stack.append((pack, unpack))
+    with _regions_lock:
+        saved_hooks_open += 1
+
+
+def pop_saved_hooks() -> None:
+    global saved_hooks_open
+    _saved_hooks.stack.pop()
+    with _regions_lock:
+        saved_hooks_open -= 1
+
+
+def _current_saved_hooks():
+    """The innermost open hooks of this thread, or None (also while one of them runs: what
+    a hook computes is saved plainly, as in torch, instead of recursing)."""
+    stack = getattr(_saved_hooks, "stack", None)
+    if not stack or getattr(_saved_hooks, "running", False):
+        return None
+    return stack[-1]
+
+
+def _run_hook(hook, value):
+    _saved_hooks.running = True
+    try:
+        return hook(value)
+    finally:
+        _saved_hooks.running = False
+
+
+class Packed:
+    """A saved tensor as a pack hook returned it, with what is needed to check it was not
+    modified in place and to give the unpacked value back its place in the graph (as
+    torch's SavedVariable does, so second derivatives still reach the inputs)."""
+
+    __slots__ = ("value", "unpack", "vbox", "version", "edge", "is_output")
+
+    def __init__(self, tensor, hooks, is_output: bool = False) -> None:
+        pack, self.unpack = hooks
+        self.vbox, self.version = tensor._vbox, tensor._vbox[0]
+        self.is_output = is_output
+        # the node's own output points back at the node: rebuilt from it, not stored here
+        self.edge = tensor._edge() if tensor._requires_grad and not is_output else None
+        self.value = _run_hook(pack, tensor)
+
+    def get(self, node):
+        if self.vbox[0] != self.version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: a tensor saved by {node.name()} is at version "
+                f"{self.vbox[0]}; expected version {self.version} instead."
+            )
+        from ..tensor import Tensor  # noqa: PLC0415
+
+        out = _run_hook(self.unpack, self.value)
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"Output of saved tensor unpack_hook expected to be a Tensor but got result of "
+                f"type {type(out).__name__}"
+            )
+        if self.is_output:
+            restored = Tensor._make(out._data, node, 0)
+        elif self.edge is None:
+            return out
+        elif isinstance(self.edge[0], AccumulateGrad):  # a leaf that requires grad
+            restored = Tensor._make(out._data)
+            restored._requires_grad, restored._accumulator = True, self.edge[0]
+        else:
+            restored = Tensor._make(out._data, self.edge[0], self.edge[1])
+        restored._vbox = self.vbox
+        return restored
+
+
+def pack_saved(saved: tuple, is_output: bool = False) -> tuple | None:
+    """`saved` with every Tensor packed by the innermost open hooks (None if none are open
+    in this thread)."""
+    hooks = _current_saved_hooks()
+    if hooks is None:
+        return None
+    from ..tensor import Tensor  # noqa: PLC0415
+
+    return tuple(Packed(t, hooks, is_output) if isinstance(t, Tensor) else t for t in saved)
+
+
+def unpack_saved(saved: tuple, node) -> tuple:
+    return tuple(p.get(node) if isinstance(p, Packed) else p for p in saved)
+
+
 def note_node(node) -> None:
     stack = getattr(_regions, "stack", None)
     if stack:
@@ -75,6 +175,9 @@ class Node:
     # set on the nodes of a checkpointed region whose saved values were dropped: the engine
     # calls it before the node's backward to recompute them
     _recompute = None
+    # True when the saved tensors went through saved-tensor hooks (see Packed)
+    _packed = False
+    _out_packed = None
     n_outputs: int = 1
     _released: bool = False
     _had_saved: bool = False
@@ -183,6 +286,10 @@ class Op(Node):
             node._out_vbox = result._vbox
             node._out_version = result._vbox[0]
             node._had_saved = True
+            if saved_hooks_open:
+                packed = pack_saved((result,), is_output=True)
+                if packed is not None:
+                    node._out_packed, node._out_data, node._packed = packed[0], None, True
         return result
 
     def _record(self, args: tuple) -> None:
@@ -202,6 +309,10 @@ class Op(Node):
             self._saved = saved
             self._versions = tuple(t._vbox[0] if isinstance(t, Tensor) else 0 for t in saved)
             self._had_saved = True
+            if saved_hooks_open:
+                packed = pack_saved(saved)
+                if packed is not None:
+                    self._saved, self._packed = packed, True
         if self.extras is not None:
             self._had_saved = True
         if regions_open:
@@ -216,6 +327,8 @@ class Op(Node):
         """The saved inputs (and the output last, if `save_output`), checked for in-place edits."""
         if self._released and self._had_saved:
             raise RuntimeError(_FREED_MSG)
+        if self._packed:
+            return self._unpacked()
         for t, v in zip(self._saved, self._versions):
             if isinstance(t, Tensor) and t._vbox[0] != v:
                 _raise_modified(t, v, self)
@@ -231,11 +344,24 @@ class Op(Node):
         out._vbox = self._out_vbox
         return (*self._saved, out)
 
+    def _unpacked(self) -> tuple:
+        """`saved` for a node whose tensors went through saved-tensor hooks."""
+        inputs = unpack_saved(self._saved, self)
+        if not self.save_output:
+            return inputs
+        if self._out_packed is not None:
+            out = self._out_packed.get(self)
+        else:
+            out = Tensor._make(self._out_data, self, 0)
+            out._vbox = self._out_vbox
+        return (*inputs, out)
+
     def release(self) -> None:
         self._released = True
         self._saved = ()
         self.extras = None
         self._out_data = None
+        self._out_packed = None
 
     def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -56,6 +56,7 @@ class _Region:
                 n.extras = None
             if getattr(n, "_out_data", None) is not None:
                 n._out_data = None
+            n._out_packed = None
             n._recompute = self
 
     def __call__(self) -> None:
@@ -91,6 +92,7 @@ class _Region:
                     f"({old.name()}, saving {self.shapes[i]})"
                 )
             old._saved, old._versions = new._saved, new._versions
+            old._packed, old._out_packed = new._packed, new._out_packed
             if hasattr(new, "extras"):
                 old.extras = new.extras
             if getattr(new, "_out_data", None) is not None:
@@ -101,7 +103,9 @@ class _Region:
 
 
 def _saved_shapes(n) -> tuple:
-    return tuple(tuple(t.shape) if hasattr(t, "shape") else None for t in n._saved)
+    """The shapes of what a node saved (a tensor that went through saved-tensor hooks
+    counts by its kind: its shape went into the pack hook)."""
+    return tuple(tuple(t.shape) if hasattr(t, "shape") else type(t).__name__ for t in n._saved)
 
 
 def _devices(args: Iterable) -> set:
