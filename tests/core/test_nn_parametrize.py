@@ -145,3 +145,58 @@ def test_custom_parametrization_assignment_cache_and_removal_match_torch():
     assert type(ours) is sg.nn.Linear
     assert list(ours.state_dict()) == list(theirs.state_dict())
     np.testing.assert_allclose(_np(ours.weight), theirs.weight.detach().numpy())
+
+
+def _orthogonal_pair(shape, **kwargs):
+    """torch's and shardgrad's layer from the same initial weight, then made orthogonal."""
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(shape[1], shape[0]).double()
+    ours = sg.nn.Linear(shape[1], shape[0]).double()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    torch.nn.utils.parametrizations.orthogonal(theirs, **kwargs)
+    sg.nn.utils.parametrizations.orthogonal(ours, **kwargs)
+    return ours, theirs
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [
+        ((4, 4), {}),
+        ((4, 4), {"orthogonal_map": "cayley"}),
+        ((4, 4), {"orthogonal_map": "householder"}),
+        ((5, 3), {"orthogonal_map": "householder", "use_trivialization": False}),
+        ((3, 5), {"orthogonal_map": "householder", "use_trivialization": False}),
+    ],
+)
+def test_orthogonal_matches_torch_while_training(shape, kwargs):
+    ours, theirs = _orthogonal_pair(shape, **kwargs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    np.testing.assert_allclose(_np(ours.weight), theirs.weight.detach().numpy(), atol=1e-12)
+    for lib, layer in ((sg, ours), (torch, theirs)):
+        opt = lib.optim.SGD(layer.parameters(), lr=0.1)
+        for step in range(3):
+            opt.zero_grad()
+            x = lib.tensor(np.random.default_rng(step).standard_normal((6, shape[1])))
+            layer(x).pow(3).sum().backward()
+            opt.step()
+    np.testing.assert_allclose(_np(ours.weight), theirs.weight.detach().numpy(), atol=1e-10)
+    w = _np(ours.weight)
+    gram = w.T @ w if shape[0] >= shape[1] else w @ w.T
+    np.testing.assert_allclose(gram, np.eye(min(shape)), atol=1e-12)  # still orthonormal
+
+
+def test_orthogonal_rectangular_with_trivialization_and_assignment():
+    layer = sg.nn.utils.parametrizations.orthogonal(sg.nn.Linear(3, 5).double())
+    w = _np(layer.weight)
+    np.testing.assert_allclose(w.T @ w, np.eye(3), atol=1e-12)
+    target = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 3)))[0]
+    layer.weight = sg.tensor(target)  # right_inverse: the weight becomes this matrix
+    np.testing.assert_allclose(_np(layer.weight), target, atol=1e-12)
+    with pytest.raises(ValueError, match="orthogonal_map has to be one of"):
+        sg.nn.utils.parametrizations.orthogonal(sg.nn.Linear(2, 2), orthogonal_map="polar")
+    with pytest.raises(ValueError, match="Expected a matrix"):
+        sg.nn.utils.parametrizations.orthogonal(sg.nn.Linear(2, 2), "bias")
+    with pytest.raises(NotImplementedError, match="not possible to assign"):
+        sg.nn.utils.parametrizations.orthogonal(
+            sg.nn.Linear(2, 2), orthogonal_map="cayley", use_trivialization=False
+        )
