@@ -13,15 +13,26 @@ from ...autograd import grad_mode
 from ...backend import xp_of
 from ...ops.nn_ops import FlatCat
 from ...tensor import Tensor
+from . import fusion as fusion  # nn.utils.fusion
 from . import parametrizations as parametrizations  # nn.utils.parametrizations
 from . import parametrize as parametrize  # nn.utils.parametrize
 from . import prune as prune  # nn.utils.prune
 from . import rnn as rnn  # nn.utils.rnn, as in torch
 from . import stateless as stateless  # nn.utils.stateless.functional_call
+from .fusion import (
+    fuse_conv_bn_eval,
+    fuse_conv_bn_weights,
+    fuse_linear_bn_eval,
+    fuse_linear_bn_weights,
+)
 from .spectral_norm import remove_spectral_norm, spectral_norm
 from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = [
+    "fuse_conv_bn_eval",
+    "fuse_conv_bn_weights",
+    "fuse_linear_bn_eval",
+    "fuse_linear_bn_weights",
     "remove_spectral_norm",
     "spectral_norm",
     "remove_weight_norm",
