@@ -55,6 +55,12 @@ from .functional_aliases import (
     upsample_bilinear,
     upsample_nearest,
 )
+from .functional_fractional import (
+    fractional_max_pool2d,
+    fractional_max_pool2d_with_indices,
+    fractional_max_pool3d,
+    fractional_max_pool3d_with_indices,
+)
 from .functional_grid import affine_grid, grid_sample
 from .functional_more_layers import (
     alpha_dropout,
@@ -212,6 +218,10 @@ __all__ = [
     "affine_grid",
     "grid_sample",
     "ctc_loss",
+    "fractional_max_pool2d",
+    "fractional_max_pool2d_with_indices",
+    "fractional_max_pool3d",
+    "fractional_max_pool3d_with_indices",
     "conv_transpose3d",
     "lp_pool3d",
     "max_unpool3d",

@@ -261,3 +261,48 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPool):
 class AdaptiveMaxPool3d(_AdaptiveMaxPool):
     def forward(self, input: Tensor):
         return F.adaptive_max_pool3d(input, self.output_size, self.return_indices)
+
+
+# ================================================================ fractional max pooling
+class _FractionalMaxPoolNd(Module):
+    _dims = 2
+
+    def __init__(
+        self, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+        _random_samples=None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        n = self._dims
+        name = type(self).__name__
+        self.kernel_size = F._ntuple(kernel_size, n, "kernel_size")
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+        self.output_size = (
+            F._ntuple(output_size, n, "output_size") if output_size is not None else None
+        )
+        self.output_ratio = (
+            (output_ratio,) * n if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
+        ) if output_ratio is not None else None  # fmt: skip
+        if output_size is None and output_ratio is None:
+            raise ValueError(
+                f"{name} requires specifying either an output size, or a pooling ratio"
+            )
+        if output_size is not None and output_ratio is not None:
+            raise ValueError("only one of output_size and output_ratio may be specified")
+        if self.output_ratio is not None and not all(0 < r < 1 for r in self.output_ratio):
+            raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
+
+    def forward(self, input: Tensor):
+        pool = F.fractional_max_pool2d if self._dims == 2 else F.fractional_max_pool3d
+        return pool(
+            input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
+            _random_samples=self._random_samples,
+        )  # fmt: skip
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    _dims = 2
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    _dims = 3

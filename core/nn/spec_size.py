@@ -428,6 +428,8 @@ _NO_PARAMETERS = frozenset(
         "LPPool1d",
         "LPPool2d",
         "LPPool3d",
+        "FractionalMaxPool2d",
+        "FractionalMaxPool3d",
         "MaxPool1d",
         "ChannelShuffle",
         "PixelShuffle",

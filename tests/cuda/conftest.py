@@ -117,6 +117,7 @@ _REUSED = (
     "test_nn_functional_aliases",
     "test_nn_loss",
     "test_ctc_loss",
+    "test_fractional_pooling",
     "test_nn_attention",
     "test_nn_transformer",
     "test_nn_rnn",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import test_ctc_loss as ctc_tests
+import test_fractional_pooling as fractional_tests
 import test_nn_attention as attention_tests
 import test_nn_functional_aliases as alias_tests
 import test_nn_grid_sample as grid_tests
@@ -39,6 +40,7 @@ test_inplace_activations = on_target(
 )
 
 test_ctc_loss = on_target(ctc_tests.test_padded_targets_match_torch)
+test_fractional_pool = on_target(fractional_tests.test_fractional_max_pool_matches_torch)
 
 # attention and RMSNorm
 test_sdpa = on_target(attention_tests.test_sdpa_matches_torch)
