@@ -179,6 +179,18 @@ def _linear(a: Mapping) -> SpecSize:
     return SpecSize(n_in * n_out + (n_out if _flag(a["bias"]) else 0))
 
 
+def _adaptive_log_softmax(a: Mapping) -> SpecSize:
+    n_in = _size(a["in_features"], "in_features")
+    n_classes = _size(a["n_classes"], "n_classes")
+    cutoffs = [int(c) for c in a["cutoffs"]] + [n_classes]
+    head = cutoffs[0] + len(cutoffs) - 1
+    total = n_in * head + (head if _flag(a["head_bias"]) else 0)
+    for i in range(len(cutoffs) - 1):
+        hidden = int(n_in // (float(a["div_value"]) ** (i + 1)))
+        total += n_in * hidden + hidden * (cutoffs[i + 1] - cutoffs[i])
+    return SpecSize(total)
+
+
 def _conv(dims: int) -> Callable[[Mapping], SpecSize]:
     def count(a: Mapping) -> SpecSize:
         from . import functional as F  # noqa: PLC0415, N812
@@ -369,6 +381,7 @@ def _weighted_loss(*names: str) -> Callable[[Mapping], SpecSize]:
 _COUNTERS: dict[str, Callable[[Mapping], SpecSize]] = {
     "Linear": _linear,
     "Bilinear": _bilinear,
+    "AdaptiveLogSoftmaxWithLoss": _adaptive_log_softmax,
     "Conv1d": _conv(1),
     "Conv2d": _conv(2),
     "Conv3d": _conv(3),

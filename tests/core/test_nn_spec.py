@@ -114,6 +114,9 @@ EXAMPLES = {
     "LPPool1d": lambda: nn.LPPool1d(2, 3, stride=2),
     "LPPool2d": lambda: nn.LPPool2d(1.5, (2, 3)),
     "LPPool3d": lambda: nn.LPPool3d(2.0, (2, 1, 2)),
+    "AdaptiveLogSoftmaxWithLoss": lambda: nn.AdaptiveLogSoftmaxWithLoss(
+        8, 20, [4, 10], head_bias=True
+    ),
     "FractionalMaxPool2d": lambda: nn.FractionalMaxPool2d(2, output_ratio=0.5),
     "FractionalMaxPool3d": lambda: nn.FractionalMaxPool3d(2, output_size=(2, 2, 2)),
     "PixelShuffle": lambda: nn.PixelShuffle(2),

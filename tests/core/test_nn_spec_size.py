@@ -201,6 +201,10 @@ VARIANTS = {
         lambda: nn.LPPool1d(2, 3, stride=2),
     ],
     "LPPool3d": [lambda: nn.LPPool3d(2.0, 2)],
+    "AdaptiveLogSoftmaxWithLoss": [
+        lambda: nn.AdaptiveLogSoftmaxWithLoss(8, 20, [4, 10]),
+        lambda: nn.AdaptiveLogSoftmaxWithLoss(16, 30, (5,), div_value=2.0, head_bias=True),
+    ],
     "FractionalMaxPool2d": [lambda: nn.FractionalMaxPool2d(3, output_size=4)],
     "FractionalMaxPool3d": [lambda: nn.FractionalMaxPool3d(2, output_ratio=(0.5, 0.5, 0.5))],
     "MaxUnpool3d": [lambda: nn.MaxUnpool3d(2)],
