@@ -92,6 +92,7 @@ from .random import Generator, get_rng_state, initial_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensor import Size, Tensor
 from .tensor import install_methods as _install_methods
+from .type_info import finfo, iinfo
 
 bool = bool_  # noqa: A001 - torch.bool
 FloatTensor = DoubleTensor = LongTensor = None  # legacy constructors are not provided

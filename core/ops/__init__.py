@@ -31,6 +31,8 @@ from . import (
     sorting,
     special_functions,
     statistics,
+    torch_functions,
+    windows,
 )
 from .arrangements import *  # noqa: F403
 from .calculus import *  # noqa: F403
@@ -54,6 +56,8 @@ from .shape import *  # noqa: F403
 from .sorting import *  # noqa: F403
 from .special_functions import *  # noqa: F403
 from .statistics import *  # noqa: F403
+from .torch_functions import *  # noqa: F403
+from .windows import *  # noqa: F403
 
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,

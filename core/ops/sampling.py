@@ -81,6 +81,24 @@ def bernoulli(input: Tensor, p: float | None = None, *, generator=None) -> Tenso
     return Tensor._make((u < threshold).astype(input._data.dtype))
 
 
+def poisson(input: Tensor, generator=None) -> Tensor:
+    """Poisson draws with the rates in `input` (same shape and dtype; not differentiable)."""
+    if bool((input._data < 0).any()):
+        raise RuntimeError("poisson_cpu: invalid Poisson rate, expected rate to be non-negative")
+    draws = _random.stream(input.device, generator).poisson(input._data)
+    return Tensor._make(draws.astype(input._data.dtype))
+
+
+def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
+    """Binomial draws: successes in `count` trials of probability `prob` (broadcast)."""
+    xp = xp_of(count._data)
+    n, p = xp.broadcast_arrays(count._data, prob._data)
+    if bool(((p < 0) | (p > 1)).any()):
+        raise RuntimeError("binomial: probabilities must be in [0, 1]")
+    draws = _random.stream(count.device, generator).binomial(n.astype(np.int64), p)
+    return Tensor._make(draws.astype(count._data.dtype))
+
+
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
     """Normal draws with the given mean and standard deviation: tensors (broadcast against
     each other) or numbers with a `size`."""
@@ -228,4 +246,4 @@ TENSOR_METHODS = {
     "geometric_": geometric_,
 }
 
-__all__ = ["multinomial", "bernoulli", "normal"]
+__all__ = ["multinomial", "bernoulli", "normal", "poisson", "binomial"]

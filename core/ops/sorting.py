@@ -213,7 +213,25 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
     return searchsorted(boundaries, input, out_int32=out_int32, right=right)
 
 
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """For each of `elements`, whether it occurs in `test_elements` (either may be a number)."""
+    from ..factory import as_tensor  # noqa: PLC0415
+
+    like = elements if isinstance(elements, Tensor) else test_elements
+    a = (
+        elements._data
+        if isinstance(elements, Tensor)
+        else as_tensor(elements, device=like.device)._data
+    )
+    b = test_elements._data if isinstance(test_elements, Tensor) else as_tensor(
+        test_elements, device=like.device
+    )._data  # fmt: skip
+    xp = xp_of(a)
+    return Tensor._make(xp.isin(a, b, invert=invert))
+
+
 TENSOR_METHODS = {
+    "isin": isin,
     "sort": sort,
     "argsort": argsort,
     "msort": msort,
@@ -226,5 +244,5 @@ TENSOR_METHODS = {
 
 __all__ = [
     "sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive", "bincount",
-    "searchsorted", "bucketize",
+    "searchsorted", "bucketize", "isin",
 ]  # fmt: skip
