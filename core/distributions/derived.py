@@ -298,23 +298,14 @@ class Binomial(Bernoulli):
         raise NotImplementedError("Binomial.entropy is provided for a total_count of 1 only")
 
 
-class OneHotCategorical(Distribution):
-    """A Categorical draw as a one-hot vector (event shape (K,))."""
+class _CategoricalEvents(Distribution):
+    """A distribution over K-vectors driven by one Categorical, whose parameters it shares."""
 
-    support = constraints.simplex
-
-    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+    def _wrap(self, probs, logits, validate_args) -> None:
         self._categorical = Categorical(probs, logits, validate_args=validate_args)
         self.arg_constraints = self._categorical.arg_constraints
-        for name in ("probs", "logits"):
-            if name in self._categorical.__dict__:
-                self.__dict__[name] = self._categorical.__dict__[name]
-        shape = self._categorical.batch_shape
         k = self._categorical._num_events
-        super().__init__(shape, (k,), validate_args=False)
-
-    def __repr__(self) -> str:
-        return "OneHotCategorical()"
+        Distribution.__init__(self, self._categorical.batch_shape, (k,), validate_args=False)
 
     @property
     def probs(self) -> Tensor:
@@ -323,6 +314,18 @@ class OneHotCategorical(Distribution):
     @property
     def logits(self) -> Tensor:
         return self._categorical.logits
+
+
+class OneHotCategorical(_CategoricalEvents):
+    """A Categorical draw as a one-hot vector (event shape (K,))."""
+
+    support = constraints.simplex
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+        self._wrap(probs, logits, validate_args)
+
+    def __repr__(self) -> str:
+        return "OneHotCategorical()"
 
     @property
     def mean(self) -> Tensor:
@@ -344,7 +347,7 @@ class OneHotCategorical(Distribution):
         return self._categorical.entropy()
 
 
-class Multinomial(Distribution):
+class Multinomial(_CategoricalEvents):
     """Counts of total_count Categorical draws (event shape (K,))."""
 
     def __init__(
@@ -353,21 +356,10 @@ class Multinomial(Distribution):
         if not isinstance(total_count, int):
             raise NotImplementedError("inhomogeneous total_count is not supported")
         self.total_count = total_count
-        self._categorical = Categorical(probs, logits, validate_args=validate_args)
-        self.arg_constraints = self._categorical.arg_constraints
-        shape = self._categorical.batch_shape
-        super().__init__(shape, (self._categorical._num_events,), validate_args=False)
+        self._wrap(probs, logits, validate_args)
 
     def __repr__(self) -> str:
         return "Multinomial()"
-
-    @property
-    def probs(self) -> Tensor:
-        return self._categorical.probs
-
-    @property
-    def logits(self) -> Tensor:
-        return self._categorical.logits
 
     @property
     def mean(self) -> Tensor:

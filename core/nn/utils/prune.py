@@ -192,41 +192,38 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
+class _Unstructured(BasePruningMethod):
+    """Prune the `amount` entries with the lowest scores (see `_scores`)."""
+
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, amount) -> None:
         _validate_amount(amount)
         self.amount = amount
 
+    def _scores(self, t: Tensor):
+        raise NotImplementedError
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         k = _count(self.amount, t.numel())
         mask = default_mask._data.copy()
         if k:
-            scores = _random.generator(t.device).random(tuple(t.shape))
-            flat = mask.reshape(-1)
-            flat[_smallest(scores.reshape(-1), k)] = 0
+            mask.reshape(-1)[_smallest(self._scores(t).reshape(-1), k)] = 0
         return Tensor._make(mask)
+
+
+class RandomUnstructured(_Unstructured):
+    def _scores(self, t: Tensor):
+        return _random.generator(t.device).random(tuple(t.shape))
 
     @classmethod
     def apply(cls, module: Module, name: str, amount):  # type: ignore[override]
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
-    PRUNING_TYPE = "unstructured"
-
-    def __init__(self, amount) -> None:
-        _validate_amount(amount)
-        self.amount = amount
-
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        k = _count(self.amount, t.numel())
-        mask = default_mask._data.copy()
-        if k:
-            flat = mask.reshape(-1)
-            flat[_smallest(xp_of(t._data).abs(t._data).reshape(-1), k)] = 0
-        return Tensor._make(mask)
+class L1Unstructured(_Unstructured):
+    def _scores(self, t: Tensor):
+        return xp_of(t._data).abs(t._data)
 
     @classmethod
     def apply(cls, module: Module, name: str, amount, importance_scores=None):  # type: ignore[override]
