@@ -23,8 +23,11 @@ from .mixture import LowRankMultivariateNormal, MixtureSameFamily, VonMises
 from .multivariate import Dirichlet, Independent, MultivariateNormal
 from .transformed import (
     ExpRelaxedCategorical,
+    FisherSnedecor,
     Gumbel,
     HalfCauchy,
+    InverseGamma,
+    Kumaraswamy,
     LogitRelaxedBernoulli,
     NegativeBinomial,
     Pareto,
@@ -54,4 +57,5 @@ __all__ = [
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
     "transforms", "LowRankMultivariateNormal", "MixtureSameFamily", "VonMises",
+    "FisherSnedecor", "InverseGamma", "Kumaraswamy",
 ]  # fmt: skip

@@ -19,10 +19,19 @@ from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..tensor import Tensor
 from .distribution import Distribution, _noise, broadcast_all, constraints
-from .transforms import ComposeTransform, ExpTransform, SigmoidTransform, Transform, _sum_rightmost
-from .univariate import Bernoulli, Categorical, Gamma, Poisson, _probs_or_logits
+from .transforms import (
+    AffineTransform,
+    ComposeTransform,
+    ExpTransform,
+    PowerTransform,
+    SigmoidTransform,
+    Transform,
+    _sum_rightmost,
+)
+from .univariate import Bernoulli, Categorical, Gamma, Poisson, Uniform, _probs_or_logits
 
 __all__ = [
+    "FisherSnedecor", "InverseGamma", "Kumaraswamy",
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
 ]  # fmt: skip
@@ -508,3 +517,137 @@ class _ExpEvent(ExpTransform):
 
     def log_abs_det_jacobian(self, x, y):
         return x.sum(-1)
+
+
+# ================================================================ more transformed families
+def _kumaraswamy_moment(a: Tensor, b: Tensor, n: int) -> Tensor:
+    """E[X^n] = b B(1 + n/a, b)."""
+    arg = 1 + n / a
+    return b * (_gamma.lgamma(arg) + _gamma.lgamma(b) - _gamma.lgamma(arg + b)).exp()
+
+
+class Kumaraswamy(TransformedDistribution):
+    """A Beta-like distribution on (0, 1) with a closed-form CDF: (1 - U^(1/b))^(1/a)."""
+
+    arg_constraints = {
+        "concentration1": constraints.positive,
+        "concentration0": constraints.positive,
+    }
+    support = constraints.unit_interval
+    has_rsample = True
+
+    def __init__(self, concentration1, concentration0, validate_args=None) -> None:
+        self.concentration1, self.concentration0 = broadcast_all(concentration1, concentration0)
+        base = Uniform(
+            self.concentration0.new_zeros(tuple(self.concentration0.shape)),
+            self.concentration0.new_ones(tuple(self.concentration0.shape)),
+            validate_args=validate_args,
+        )
+        transforms = [
+            PowerTransform(self.concentration0.reciprocal()),
+            AffineTransform(1.0, -1.0),
+            PowerTransform(self.concentration1.reciprocal()),
+        ]
+        super().__init__(base, transforms, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return _kumaraswamy_moment(self.concentration1, self.concentration0, 1)
+
+    @property
+    def mode(self):
+        a, b = self.concentration1, self.concentration0
+        log_mode = b.reciprocal() * (-b).log1p() - (-b * a).log1p()
+        return log_mode.masked_fill((b < 1) | (a < 1), math.nan).exp()
+
+    @property
+    def variance(self):
+        return _kumaraswamy_moment(self.concentration1, self.concentration0, 2) - self.mean.pow(2)
+
+    def entropy(self):
+        a, b = self.concentration1, self.concentration0
+        harmonic = _gamma.digamma(b + 1) + _EULER
+        return (1 - b.reciprocal()) + (1 - a.reciprocal()) * harmonic - a.log() - b.log()
+
+
+class InverseGamma(TransformedDistribution):
+    """1 / X for X ~ Gamma(concentration, rate)."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.positive
+    has_rsample = False
+
+    def __init__(self, concentration, rate, validate_args=None) -> None:
+        base = Gamma(concentration, rate, validate_args=validate_args)
+        super().__init__(base, PowerTransform(-1.0), validate_args=validate_args)
+
+    @property
+    def concentration(self):
+        return self.base_dist.concentration
+
+    @property
+    def rate(self):
+        return self.base_dist.rate
+
+    @property
+    def mean(self):
+        return (self.rate / (self.concentration - 1)).masked_fill(self.concentration <= 1, math.inf)
+
+    @property
+    def mode(self):
+        return self.rate / (self.concentration + 1)
+
+    @property
+    def variance(self):
+        c = self.concentration
+        var = self.rate.pow(2) / ((c - 1).pow(2) * (c - 2))
+        return var.masked_fill(c <= 2, math.inf)
+
+    def entropy(self):
+        c = self.concentration
+        return c + self.rate.log() + _gamma.lgamma(c) - (1 + c) * _gamma.digamma(c)
+
+
+class FisherSnedecor(Distribution):
+    """The F distribution: the ratio of two scaled chi-squared draws, df1 and df2."""
+
+    arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
+    support = constraints.positive
+
+    def __init__(self, df1, df2, validate_args=None) -> None:
+        self.df1, self.df2 = broadcast_all(df1, df2)
+        super().__init__(self.df1.shape, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        df2 = self.df2.masked_fill(self.df2 <= 2, math.nan)
+        return df2 / (df2 - 2)
+
+    @property
+    def mode(self):
+        mode = (self.df1 - 2) / self.df1 * self.df2 / (self.df2 + 2)
+        return mode.masked_fill(self.df1 <= 2, math.nan)
+
+    @property
+    def variance(self):
+        df1, df2 = self.df1, self.df2.masked_fill(self.df2 <= 4, math.nan)
+        return 2 * df2.pow(2) * (df1 + df2 - 2) / (df1 * (df2 - 2).pow(2) * (df2 - 4))
+
+    def sample(self, sample_shape=()):
+        x1 = Gamma(self.df1.detach() * 0.5, self.df1.detach(), validate_args=False).sample(
+            sample_shape
+        )
+        x2 = Gamma(self.df2.detach() * 0.5, self.df2.detach(), validate_args=False).sample(
+            sample_shape
+        )
+        tiny = float(np.finfo(x2._data.dtype).tiny)
+        return (x1 / x2.clamp(min=tiny)).clamp(min=tiny)
+
+    def log_prob(self, value):
+        self._validate_sample(value)
+        ct1, ct2 = self.df1 * 0.5, self.df2 * 0.5
+        ct3 = self.df1 / self.df2
+        t1 = _gamma.lgamma(ct1 + ct2) - _gamma.lgamma(ct1) - _gamma.lgamma(ct2)
+        t2 = ct1 * ct3.log() + (ct1 - 1) * value.log()
+        t3 = (ct1 + ct2) * (ct3 * value).log1p()
+        return t1 + t2 - t3

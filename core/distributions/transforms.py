@@ -166,7 +166,10 @@ class PowerTransform(Transform):
 
     def __init__(self, exponent) -> None:
         self.exponent = exponent
-        self.sign = 1
+        # monotone either way: decreasing for a negative exponent (a tensor of exponents is
+        # taken as one sign, as the families built on it use it)
+        first = float(exponent.reshape(-1)[0]) if isinstance(exponent, Tensor) else exponent
+        self.sign = 1 if first > 0 else -1
 
     def _call(self, x):
         return x.pow(self.exponent)

@@ -222,7 +222,11 @@ class Gamma(Distribution):
         return xlogy(a, b) + xlogy(a - 1, value) - b * value - _gamma.lgamma(a)
 
     def cdf(self, value: Tensor) -> Tensor:
-        raise NotImplementedError("Gamma.cdf needs the incomplete gamma function (igamma)")
+        """The regularized lower incomplete gamma function P(concentration, rate x)."""
+        from ..ops.special_functions import gammainc  # noqa: PLC0415
+
+        self._validate_sample(value)
+        return gammainc(self.concentration, self.rate * value)
 
     def entropy(self) -> Tensor:
         a = self.concentration

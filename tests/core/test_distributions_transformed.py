@@ -56,6 +56,26 @@ CASES = {
         [RNG.uniform(0.5, 5, 4), RNG.standard_normal(4)],
         lambda: RNG.integers(0, 8, 4).astype(np.float64),
     ),
+    "kumaraswamy": (
+        lambda lib, p: lib.distributions.Kumaraswamy(*p),
+        [RNG.uniform(0.5, 3, 4), RNG.uniform(0.5, 3, 4)],
+        lambda: RNG.uniform(0.05, 0.95, 4),
+    ),
+    "inverse gamma": (
+        lambda lib, p: lib.distributions.InverseGamma(*p),
+        [RNG.uniform(0.5, 3, 4), RNG.uniform(0.5, 3, 4)],
+        lambda: RNG.uniform(0.2, 3, 4),
+    ),
+    "gamma": (
+        lambda lib, p: lib.distributions.Gamma(*p),
+        [RNG.uniform(0.5, 3, 4), RNG.uniform(0.5, 3, 4)],
+        lambda: RNG.uniform(0.2, 3, 4),
+    ),
+    "fisher snedecor": (
+        lambda lib, p: lib.distributions.FisherSnedecor(*p),
+        [RNG.uniform(1, 8, 4), RNG.uniform(5, 12, 4)],
+        lambda: RNG.uniform(0.1, 4, 4),
+    ),
     "relaxed bernoulli": (
         lambda lib, p: lib.distributions.RelaxedBernoulli(p[0], logits=p[1]),
         [np.array(0.7), RNG.standard_normal(4)],
@@ -133,8 +153,12 @@ MOMENTS = ["mean", "variance", "mode", "entropy", "stddev"]
 
 
 @pytest.mark.parametrize(
-    "name", ["gumbel", "weibull", "pareto", "halfcauchy", "negbinomial probs", "negbinomial logits"]
-)
+    "name",
+    [
+        "gumbel", "weibull", "pareto", "halfcauchy", "negbinomial probs", "negbinomial logits",
+        "kumaraswamy", "inverse gamma", "gamma", "fisher snedecor",
+    ],
+)  # fmt: skip
 def test_moments_and_cdf_match_torch(name):
     make, arrays, draw = CASES[name]
     s_params, t_params = _params(*arrays)
@@ -147,16 +171,18 @@ def test_moments_and_cdf_match_torch(name):
             continue
         got = getattr(s_dist, attr)
         assert_close(got() if callable(got) else got, want.detach())
-    if name.startswith("negbinomial"):
+    if name.startswith("negbinomial") or name == "fisher snedecor":  # no cdf in torch
         return
     value = draw()
     assert_close(s_dist.cdf(sg.tensor(value)), t_dist.cdf(torch.tensor(value)).detach())
-    if name != "weibull":  # torch's Weibull has no icdf
+    if name not in ("weibull", "inverse gamma", "gamma"):  # torch has no icdf for these
         q = RNG.uniform(0.05, 0.95, 4)
         assert_close(s_dist.icdf(sg.tensor(q)), t_dist.icdf(torch.tensor(q)).detach())
 
 
-@pytest.mark.parametrize("name", ["gumbel", "weibull", "pareto", "negbinomial probs"])
+@pytest.mark.parametrize(
+    "name", ["gumbel", "weibull", "pareto", "negbinomial probs", "kumaraswamy", "fisher snedecor"]
+)
 def test_sample_statistics(name):
     make, arrays, _ = CASES[name]
     dist = make(sg, [sg.tensor(a) for a in arrays])
