@@ -3,14 +3,17 @@ each pair of types (most specific pair first), and `register_kl` to add one."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from .. import linalg
 from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..tensor import Tensor
+from .derived import Binomial, Cauchy, Geometric, HalfNormal, OneHotCategorical
 from .distribution import Distribution
 from .multivariate import Dirichlet, Independent, MultivariateNormal, _batch_mahalanobis
+from .transformed import Gumbel, Pareto, TransformedDistribution
 from .univariate import (
     Bernoulli,
     Beta,
@@ -24,6 +27,7 @@ from .univariate import (
 )
 
 _KL_REGISTRY: dict[tuple[type, type], Callable] = {}
+_EULER = 0.57721566490153286060
 
 
 def register_kl(type_p: type, type_q: type):
@@ -163,6 +167,72 @@ def _kl_independent_independent(p: Independent, q: Independent) -> Tensor:
     result = kl_divergence(p.base_dist, q.base_dist)
     n = p.reinterpreted_batch_ndims
     return result.sum(tuple(range(-n, 0))) if n else result
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p: Gumbel, q: Gumbel) -> Tensor:
+    ratio = p.scale / q.scale
+    q_loc, p_loc = q.loc / q.scale, p.loc / q.scale
+    t1 = -ratio.log() - q_loc + p_loc
+    t3 = (q_loc + _gamma.lgamma(1 + ratio) - p_loc).exp()
+    return t1 + ratio * _EULER + t3 - (1 + _EULER)
+
+
+@register_kl(HalfNormal, HalfNormal)
+def _kl_halfnormal_halfnormal(p: HalfNormal, q: HalfNormal) -> Tensor:
+    return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(Pareto, Pareto)
+def _kl_pareto_pareto(p: Pareto, q: Pareto) -> Tensor:
+    """Infinite where p puts mass below q's scale (outside q's support)."""
+    scale_ratio = p.scale / q.scale
+    alpha_ratio = q.alpha / p.alpha
+    result = q.alpha * scale_ratio.log() - alpha_ratio.log() + alpha_ratio - 1
+    return result.masked_fill(p.scale < q.scale, math.inf)
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p: Geometric, q: Geometric) -> Tensor:
+    return -p.entropy() - (-q.probs).log1p() / p.probs - q.logits
+
+
+@register_kl(Binomial, Binomial)
+def _kl_binomial_binomial(p: Binomial, q: Binomial) -> Tensor:
+    if bool((p.total_count < q.total_count).any()):
+        raise NotImplementedError(
+            "KL between Binomials where q.total_count > p.total_count is not implemented"
+        )
+    kl = p.total_count * (p.probs * (p.logits - q.logits) + (-p.probs).log1p() - (-q.probs).log1p())
+    return kl.masked_fill(p.total_count > q.total_count, math.inf)
+
+
+@register_kl(OneHotCategorical, OneHotCategorical)
+def _kl_onehot_onehot(p: OneHotCategorical, q: OneHotCategorical) -> Tensor:
+    return _kl_categorical_categorical(p._categorical, q._categorical)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p: Cauchy, q: Cauchy) -> Tensor:
+    t1 = ((p.scale + q.scale).pow(2) + (p.loc - q.loc).pow(2)).log()
+    return t1 - (4 * p.scale * q.scale).log()
+
+
+@register_kl(Exponential, Gamma)
+def _kl_exponential_gamma(p: Exponential, q: Gamma) -> Tensor:
+    ratio = q.rate / p.rate
+    t1 = -q.concentration * ratio.log()
+    return t1 + ratio + _gamma.lgamma(q.concentration) + q.concentration * _EULER - (1 + _EULER)
+
+
+@register_kl(TransformedDistribution, TransformedDistribution)
+def _kl_transformed_transformed(p: TransformedDistribution, q: TransformedDistribution) -> Tensor:
+    """The same bijection applied to both leaves the divergence of the bases."""
+    if p.transforms != q.transforms or tuple(p.event_shape) != tuple(q.event_shape):
+        raise NotImplementedError(
+            "KL between TransformedDistributions needs the same transforms and event shape"
+        )
+    return kl_divergence(p.base_dist, q.base_dist)
 
 
 __all__ = ["kl_divergence", "register_kl"]

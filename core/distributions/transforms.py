@@ -25,6 +25,16 @@ def _sum_rightmost(value: Tensor, dim: int) -> Tensor:
     return value.reshape(*value.shape[: value.ndim - dim], -1).sum(-1) if dim > 0 else value
 
 
+def _same(a, b) -> bool:
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.shape != b.shape:
+            return False
+        return bool((a == b).all())
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(x == y for x, y in zip(a, b))
+    return a == b
+
+
 def _clamp_probs(p: Tensor) -> Tensor:
     eps = float(np.finfo(p._data.dtype).eps)
     return p.clamp(eps, 1 - eps)
@@ -59,6 +69,22 @@ class Transform:
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def __eq__(self, other) -> bool:
+        """Equal when of one kind with equal parameters (so two distributions built with
+        the same bijection can be compared, as kl_divergence does)."""
+        if type(self) is not type(other):
+            return False
+        mine = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        theirs = {k: v for k, v in vars(other).items() if not k.startswith("_")}
+        if mine.keys() != theirs.keys():
+            return False
+        return all(_same(mine[k], theirs[k]) for k in mine)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = object.__hash__
 
     def forward_shape(self, shape):
         return shape

@@ -220,3 +220,45 @@ def test_support_is_checked():
     assert math.isinf(
         float(sd.HalfCauchy(sg.tensor(1.0), validate_args=False).log_prob(sg.tensor(-1.0)))
     )
+
+
+KL_PAIRS = {
+    "gumbel": lambda d, a, b, c, e: (d.Gumbel(a, b), d.Gumbel(c, e)),
+    "halfnormal": lambda d, a, b, c, e: (d.HalfNormal(a), d.HalfNormal(b)),
+    "pareto": lambda d, a, b, c, e: (d.Pareto(a, b), d.Pareto(a * 0.5, e)),
+    "pareto outside": lambda d, a, b, c, e: (d.Pareto(a * 0.5, b), d.Pareto(a, e)),
+    "cauchy": lambda d, a, b, c, e: (d.Cauchy(a, b), d.Cauchy(c, e)),
+    "geometric": lambda d, a, b, c, e: (d.Geometric(a / 3), d.Geometric(b / 3)),
+    "binomial": lambda d, a, b, c, e: (d.Binomial(5, a / 3), d.Binomial(5, b / 3)),
+    "exponential-gamma": lambda d, a, b, c, e: (d.Exponential(a), d.Gamma(b, c)),
+    "transformed": lambda d, a, b, c, e: (
+        d.TransformedDistribution(d.Normal(a, b), [d.transforms.ExpTransform()]),
+        d.TransformedDistribution(d.Normal(c, e), [d.transforms.ExpTransform()]),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(KL_PAIRS))
+def test_kl_divergences_match_torch_with_gradients(name):
+    arrays = [RNG.uniform(0.5, 2.0, 3) for _ in range(4)]
+    s_in = [sg.tensor(a, requires_grad=True) for a in arrays]
+    t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    s_kl = sg.distributions.kl_divergence(*KL_PAIRS[name](sg.distributions, *s_in))
+    t_kl = torch.distributions.kl_divergence(*KL_PAIRS[name](torch.distributions, *t_in))
+    assert_close(s_kl, t_kl.detach(), rtol=1e-10)
+    if np.isfinite(t_kl.detach().numpy()).all():
+        s_kl.sum().backward()
+        t_kl.sum().backward()
+        for s, t in zip(s_in, t_in):
+            if t.grad is not None:
+                assert_close(s.grad, t.grad, rtol=1e-10)
+
+
+def test_kl_of_differently_transformed_distributions_is_refused():
+    d = sg.distributions
+    p = d.TransformedDistribution(d.Normal(0.0, 1.0), [d.transforms.ExpTransform()])
+    q = d.TransformedDistribution(d.Normal(0.0, 1.0), [d.transforms.AffineTransform(0.0, 2.0)])
+    with pytest.raises(NotImplementedError, match="same transforms"):
+        d.kl_divergence(p, q)
+    assert d.transforms.AffineTransform(1.0, 2.0) == d.transforms.AffineTransform(1.0, 2.0)
+    assert d.transforms.AffineTransform(1.0, 2.0) != d.transforms.AffineTransform(1.0, 3.0)
