@@ -5,7 +5,7 @@ argument validation); draws come from shardgrad's seeded generators. See each mo
 `distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
 """
 
-from . import transforms
+from . import transforms, utils
 from .derived import (
     Binomial,
     Cauchy,
@@ -28,6 +28,7 @@ from .transformed import (
     HalfCauchy,
     InverseGamma,
     Kumaraswamy,
+    LogisticNormal,
     LogitRelaxedBernoulli,
     NegativeBinomial,
     Pareto,
@@ -57,5 +58,5 @@ __all__ = [
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
     "transforms", "LowRankMultivariateNormal", "MixtureSameFamily", "VonMises",
-    "FisherSnedecor", "InverseGamma", "Kumaraswamy",
+    "FisherSnedecor", "InverseGamma", "Kumaraswamy", "LogisticNormal", "utils",
 ]  # fmt: skip

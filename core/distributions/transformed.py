@@ -25,13 +25,14 @@ from .transforms import (
     ExpTransform,
     PowerTransform,
     SigmoidTransform,
+    StickBreakingTransform,
     Transform,
     _sum_rightmost,
 )
 from .univariate import Bernoulli, Categorical, Gamma, Poisson, Uniform, _probs_or_logits
 
 __all__ = [
-    "FisherSnedecor", "InverseGamma", "Kumaraswamy",
+    "FisherSnedecor", "InverseGamma", "Kumaraswamy", "LogisticNormal",
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
 ]  # fmt: skip
@@ -66,9 +67,10 @@ class TransformedDistribution(Distribution):
         self.transforms = list(transforms)
         chain = ComposeTransform(self.transforms)
         base_shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
+        shape = tuple(chain.forward_shape(base_shape))  # stick breaking adds a coordinate
         event_dim = max(chain.codomain_event_dim, len(base_distribution.event_shape))
-        cut = len(base_shape) - event_dim
-        super().__init__(base_shape[:cut], base_shape[cut:], validate_args=validate_args)
+        cut = len(shape) - event_dim
+        super().__init__(shape[:cut], shape[cut:], validate_args=validate_args)
 
     @property
     def has_rsample(self) -> bool:
@@ -651,3 +653,28 @@ class FisherSnedecor(Distribution):
         t2 = ct1 * ct3.log() + (ct1 - 1) * value.log()
         t3 = (ct1 + ct2) * (ct3 * value).log1p()
         return t1 + t2 - t3
+
+
+class LogisticNormal(TransformedDistribution):
+    """A distribution on the simplex: a Normal vector of K - 1 coordinates, stick-broken
+    into K probabilities."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.simplex
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args=None) -> None:
+        from .univariate import Normal  # noqa: PLC0415
+
+        base = Normal(loc, scale, validate_args=validate_args)
+        if not tuple(base.batch_shape):  # one coordinate: a 2-point simplex
+            base = Normal(base.loc.reshape(1), base.scale.reshape(1), validate_args=validate_args)
+        super().__init__(base, StickBreakingTransform(), validate_args=validate_args)
+
+    @property
+    def loc(self):
+        return self.base_dist.loc
+
+    @property
+    def scale(self):
+        return self.base_dist.scale

@@ -17,7 +17,8 @@ from .distribution import constraints
 
 __all__ = [
     "AffineTransform", "ComposeTransform", "ExpTransform", "PowerTransform",
-    "SigmoidTransform", "SoftplusTransform", "TanhTransform", "Transform", "identity_transform",
+    "SigmoidTransform", "SoftmaxTransform", "SoftplusTransform", "StickBreakingTransform",
+    "TanhTransform", "Transform", "identity_transform",
 ]  # fmt: skip
 
 
@@ -145,6 +146,11 @@ class ComposeTransform(Transform):
         for p in self.parts:
             x = p(x)
         return x
+
+    def forward_shape(self, shape):
+        for p in self.parts:
+            shape = p.forward_shape(shape)
+        return shape
 
     def _inverse(self, y: Tensor) -> Tensor:
         for p in reversed(self.parts):
@@ -279,3 +285,65 @@ class AffineTransform(Transform):
 
     def __repr__(self) -> str:
         return "AffineTransform()"
+
+
+def _clipped_sigmoid(x: Tensor) -> Tensor:
+    info = np.finfo(x._data.dtype)
+    return x.sigmoid().clamp(float(info.tiny), 1.0 - float(info.eps))
+
+
+class StickBreakingTransform(Transform):
+    """R^(K-1) -> the K-simplex by stick breaking: each coordinate takes a sigmoid share of
+    what the earlier ones left (offset so that x = 0 maps to the uniform point)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.simplex
+    domain_event_dim = codomain_event_dim = 1
+
+    @staticmethod
+    def _offset(x: Tensor) -> Tensor:
+        k = x.shape[-1]
+        return x.new_ones(k).cumsum(-1).neg() + (k + 1)
+
+    def _call(self, x):
+        z = _clipped_sigmoid(x - self._offset(x).log())
+        left = (1 - z).cumprod(-1)
+        return F.pad(z, (0, 1), value=1.0) * F.pad(left, (1, 0), value=1.0)
+
+    def _inverse(self, y):
+        crop = y[..., :-1]
+        k = crop.shape[-1]
+        offset = y.new_ones(k).cumsum(-1).neg() + y.shape[-1]
+        remaining = (1 - crop.cumsum(-1)).clamp(min=float(np.finfo(y._data.dtype).tiny))
+        return crop.log() - remaining.log() + offset.log()
+
+    def log_abs_det_jacobian(self, x, y):
+        shifted = x - self._offset(x).log()
+        return (-shifted + F.logsigmoid(shifted) + y[..., :-1].log()).sum(-1)
+
+    def forward_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        return tuple(shape[:-1]) + (shape[-1] + 1,)
+
+    def inverse_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        return tuple(shape[:-1]) + (shape[-1] - 1,)
+
+
+class SoftmaxTransform(Transform):
+    """x -> softmax(x) over the last dimension; not a bijection (its inverse is one choice,
+    log y), so it has no log-determinant, as in torch."""
+
+    bijective = False
+    domain = constraints.real_vector
+    codomain = constraints.simplex
+    domain_event_dim = codomain_event_dim = 1
+
+    def _call(self, x):
+        probs = (x - x.max(-1, keepdim=True)[0]).exp()
+        return probs / probs.sum(-1, keepdim=True)
+
+    def _inverse(self, y):
+        return y.log()

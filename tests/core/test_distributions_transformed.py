@@ -76,6 +76,11 @@ CASES = {
         [RNG.uniform(1, 8, 4), RNG.uniform(5, 12, 4)],
         lambda: RNG.uniform(0.1, 4, 4),
     ),
+    "logistic normal": (
+        lambda lib, p: lib.distributions.LogisticNormal(*p),
+        [RNG.standard_normal((2, 3)), RNG.uniform(0.5, 1.5, (2, 3))],
+        lambda: RNG.dirichlet(np.ones(4), 2),
+    ),
     "relaxed bernoulli": (
         lambda lib, p: lib.distributions.RelaxedBernoulli(p[0], logits=p[1]),
         [np.array(0.7), RNG.standard_normal(4)],
@@ -262,3 +267,33 @@ def test_kl_of_differently_transformed_distributions_is_refused():
         d.kl_divergence(p, q)
     assert d.transforms.AffineTransform(1.0, 2.0) == d.transforms.AffineTransform(1.0, 2.0)
     assert d.transforms.AffineTransform(1.0, 2.0) != d.transforms.AffineTransform(1.0, 3.0)
+
+
+def test_stick_breaking_and_softmax_transforms_match_torch():
+    x = RNG.standard_normal((3, 4))
+    ours, theirs = sg.distributions.transforms, torch.distributions.transforms
+    sb_s, sb_t = ours.StickBreakingTransform(), theirs.StickBreakingTransform()
+    y_s, y_t = sb_s(sg.tensor(x)), sb_t(torch.tensor(x))
+    assert_close(y_s, y_t)
+    assert_close(y_s.sum(-1), np.ones(3))
+    assert_close(sb_s.inv(y_s), x, rtol=1e-9)
+    assert_close(
+        sb_s.log_abs_det_jacobian(sg.tensor(x), y_s),
+        sb_t.log_abs_det_jacobian(torch.tensor(x), y_t),
+    )
+    assert sb_s.forward_shape((2, 4)) == (2, 5) and sb_s.inverse_shape((2, 5)) == (2, 4)
+    assert_close(ours.SoftmaxTransform()(sg.tensor(x)), theirs.SoftmaxTransform()(torch.tensor(x)))
+
+
+def test_distribution_utils_match_torch():
+    p = np.array([0.0, 0.2, 0.8, 1.0])
+    for binary in (False, True):
+        assert_close(
+            sg.distributions.utils.probs_to_logits(sg.tensor(p), is_binary=binary),
+            torch.distributions.utils.probs_to_logits(torch.tensor(p), is_binary=binary),
+        )
+        logits = np.array([[0.5, -1.0, 2.0]])
+        assert_close(
+            sg.distributions.utils.logits_to_probs(sg.tensor(logits), is_binary=binary),
+            torch.distributions.utils.logits_to_probs(torch.tensor(logits), is_binary=binary),
+        )
