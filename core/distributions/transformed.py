@@ -29,7 +29,15 @@ from .transforms import (
     Transform,
     _sum_rightmost,
 )
-from .univariate import Bernoulli, Categorical, Gamma, Poisson, Uniform, _probs_or_logits
+from .univariate import (
+    Bernoulli,
+    Categorical,
+    Gamma,
+    Poisson,
+    Uniform,
+    _probs_or_logits,
+    binary_parameter,
+)
 
 __all__ = [
     "FisherSnedecor", "InverseGamma", "Kumaraswamy", "LogisticNormal",
@@ -342,14 +350,7 @@ class NegativeBinomial(Distribution):
         super().__init__(param.shape, validate_args=validate_args)
 
     def __getattr__(self, name: str):
-        if name == "logits":
-            p = self.__dict__["probs"]
-            eps = float(np.finfo(p._data.dtype).eps)
-            clamped = p.clamp(eps, 1 - eps)
-            return clamped.log() - (-clamped).log1p()
-        if name == "probs":
-            return self.__dict__["logits"].sigmoid()
-        raise AttributeError(name)
+        return binary_parameter(self, name)
 
     @property
     def mean(self):

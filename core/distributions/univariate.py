@@ -277,6 +277,19 @@ class Beta(Distribution):
 
 
 # ================================================================ discrete
+def binary_parameter(dist, name: str):
+    """`logits` from a probs-parameterized distribution (clamped off 0 and 1), or `probs`
+    from a logits-parameterized one: the one of the pair it was not given."""
+    if name == "logits":
+        p = dist.__dict__["probs"]
+        eps = float(np.finfo(p._data.dtype).eps)
+        clamped = p.clamp(eps, 1 - eps)
+        return clamped.log() - (-clamped).log1p()
+    if name == "probs":
+        return dist.__dict__["logits"].sigmoid()
+    raise AttributeError(name)
+
+
 def _probs_or_logits(probs, logits) -> None:
     if (probs is None) == (logits is None):
         raise ValueError("Either `probs` or `logits` must be specified, but not both.")
@@ -300,14 +313,7 @@ class Bernoulli(Distribution):
         super().__init__(shape, validate_args=validate_args)
 
     def __getattr__(self, name: str):
-        if name == "logits":
-            p = self.__dict__["probs"]
-            eps = float(np.finfo(p._data.dtype).eps)
-            clamped = p.clamp(eps, 1 - eps)
-            return clamped.log() - (-clamped).log1p()
-        if name == "probs":
-            return self.__dict__["logits"].sigmoid()
-        raise AttributeError(name)
+        return binary_parameter(self, name)
 
     @property
     def mean(self) -> Tensor:

@@ -50,8 +50,9 @@ def _exp_neg_sq(xp, y):
     return xp.exp(-ysq * ysq) * xp.exp(-(y - ysq) * (y + ysq))
 
 
-def _erfc_large(xp, y):
-    """erfc(y) for y >= 0.46875 (two ranges, joined at 4)."""
+def erfcx_rational(xp, y):
+    """Cody's rational factor R(y), erfc(y) = R(y) exp(-y^2) for y >= 0.46875 (two ranges,
+    joined at 4). It is exp(y^2) erfc(y) itself, so erfcx uses it without the exponential."""
     mid = xp.minimum(y, 4.0)
     num, den = _C[8] * mid, mid
     for i in range(7):
@@ -65,7 +66,12 @@ def _erfc_large(xp, y):
         num = (num + _P[i]) * inv
         den = (den + _Q[i]) * inv
     r_big = (_SQRPI - inv * (num + _P[4]) / (den + _Q[4])) / big
-    return xp.where(y <= 4.0, r_mid, r_big) * _exp_neg_sq(xp, y)
+    return xp.where(y <= 4.0, r_mid, r_big)
+
+
+def _erfc_large(xp, y):
+    """erfc(y) for y >= 0.46875."""
+    return erfcx_rational(xp, y) * _exp_neg_sq(xp, y)
 
 
 def erf(x):

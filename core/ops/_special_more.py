@@ -43,32 +43,13 @@ def erfcx(x):
     a = _f64(x)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         y = xp.abs(a)
-        ratio = _erfcx_rational(xp, xp.maximum(y, _special._THRESH))
+        ratio = _special.erfcx_rational(xp, xp.maximum(y, _special._THRESH))
         small = xp.exp(y * y) * (1.0 - _special._erf_small(xp.minimum(y, _special._THRESH)))
         positive = xp.where(y <= _special._THRESH, small, ratio)
         # erfcx(-y) = 2 exp(y^2) - erfcx(y)
         negative = 2.0 * xp.exp(y * y) - positive
         out = xp.where(a >= 0, positive, negative)
     return out.astype(x.dtype, copy=False)
-
-
-def _erfcx_rational(xp, y):
-    """Cody's rational factor R(y) with erfc(y) = R(y) exp(-y^2), y >= 0.46875."""
-    c, d, p, q = _special._C, _special._D, _special._P, _special._Q
-    mid = xp.minimum(y, 4.0)
-    num, den = c[8] * mid, mid
-    for i in range(7):
-        num = (num + c[i]) * mid
-        den = (den + d[i]) * mid
-    r_mid = (num + c[7]) / (den + d[7])
-    big = xp.maximum(y, 4.0)
-    inv = 1.0 / (big * big)
-    num, den = p[5] * inv, inv
-    for i in range(4):
-        num = (num + p[i]) * inv
-        den = (den + q[i]) * inv
-    r_big = (_special._SQRPI - inv * (num + p[4]) / (den + q[4])) / big
-    return xp.where(y <= 4.0, r_mid, r_big)
 
 
 def log_ndtr(x):
