@@ -232,3 +232,17 @@ def using(dev: device):
     if dev.type == "cpu" or dev.index is None:
         return _NO_DEVICE
     return cupy().cuda.Device(dev.index)
+
+
+def linalg_errors_raised(xp):
+    """A context in which a failed factorization (a singular or not positive-definite
+    matrix) raises numpy's LinAlgError, as numpy always does. cupy returns garbage instead
+    unless asked, since checking costs a device sync; torch's CUDA routines pay that sync
+    too, so shardgrad asks."""
+    if xp is np:
+        return _NO_DEVICE
+    try:
+        import cupyx  # noqa: PLC0415 - lazy, as cupy is
+    except ImportError:  # the tests' CPU stand-in for cupy raises as numpy does
+        return _NO_DEVICE
+    return cupyx.errstate(linalg="raise")

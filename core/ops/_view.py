@@ -236,6 +236,18 @@ def multiply_at(out, idx, values) -> None:
     _reduce_at(out, idx, values, xp.multiply)
 
 
+def extreme_at(out, idx, values, larger: bool) -> None:
+    """`out[idx] = maximum(out[idx], values)` (or minimum) with repeated indices combined
+    (numpy's `maximum.at`). cupy's own `maximum.at` does not return float64 values exactly
+    as they came in, so on the GPU the extremes are formed by `_reduce_at`."""
+    xp = xp_of(out)
+    combine = xp.maximum if larger else xp.minimum
+    if xp is np:
+        combine.at(out, idx, values)
+        return
+    _reduce_at(out, idx, values, combine)
+
+
 def _reduce_at(out, idx, values, combine) -> None:
     """`out[idx] = combine(out[idx], values)` with repeated indices combined, on any array
     module, without atomics and in a fixed order.

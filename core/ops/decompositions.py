@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd import grad_mode
 from ..autograd.node import Op
-from ..backend import xp_of
+from ..backend import linalg_errors_raised, xp_of
 from ..tensor import Tensor
 from ._select import return_type
 from ._util import reduce_grad
@@ -51,21 +51,23 @@ def _lapack(fn: str, problem: str, call, a, *rest):
     """call(a, *rest), with numpy's LinAlgError told torch's way: which batch element, and
     what is wrong with it (`problem(matrix)` says, for one matrix)."""
     xp = xp_of(a)
-    try:
-        return call(a, *rest)
-    except _numpy_linalg_error(xp):
-        pass
-    batch = a.shape[:-2]
-    where = ""
-    if batch:
-        for i, index in enumerate(np.ndindex(*batch)):
-            try:
-                call(a[index], *(r[index] if r.ndim > 2 else r for r in rest))
-            except _numpy_linalg_error(xp):
-                where = f"(Batch element {i}): "
-                a = a[index]
-                break
-    raise LinAlgError(f"{fn}: {where}{problem(a)}") from None
+    with linalg_errors_raised(xp):
+        try:
+            return call(a, *rest)
+        except _numpy_linalg_error(xp):
+            pass
+        batch = a.shape[:-2]
+        where = ""
+        if batch:
+            for i, index in enumerate(np.ndindex(*batch)):
+                try:
+                    call(a[index], *(r[index] if r.ndim > 2 else r for r in rest))
+                except _numpy_linalg_error(xp):
+                    where = f"(Batch element {i}): "
+                    a = a[index]
+                    break
+        message = f"{fn}: {where}{problem(a)}"
+    raise LinAlgError(message) from None
 
 
 def check_matrix(fn: str, A: Tensor, square: bool = True) -> None:

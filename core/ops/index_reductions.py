@@ -22,7 +22,7 @@ from ..autograd.node import Op
 from ..backend import xp_of
 from ..tensor import Tensor, _wrap_dim
 from ._util import meta
-from ._view import add_at, multiply_at
+from ._view import add_at, extreme_at, multiply_at
 from .elementwise import where
 from .indexing import (
     IndexAddInto,
@@ -52,15 +52,12 @@ def _identity(reduce: str, dtype):
 
 
 def _reduce_at(out, coords, values, reduce: str) -> None:
-    xp = xp_of(out)
     if reduce in ("sum", "mean"):
         add_at(out, coords, values)
     elif reduce == "prod":
         multiply_at(out, coords, values)
-    elif reduce == "amax":
-        xp.maximum.at(out, coords, values)
     else:
-        xp.minimum.at(out, coords, values)
+        extreme_at(out, coords, values, larger=reduce == "amax")
 
 
 def _counts(shape, coords, include_self: bool, dtype, xp):

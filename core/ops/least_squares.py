@@ -6,7 +6,8 @@ its gradient is the pseudo-inverse's. The other results follow torch's rules per
 `rank` from all but gels, `singular_values` from gelsd and gelss, and `residuals` (the
 squared residual norm of each column) from gels when A is tall, and from gelsd and gelss
 when A is tall and every matrix has full rank; empty otherwise. The default driver is
-gelsy, as on torch's CPU.
+torch's: gelsy on the CPU, gels on a GPU (torch's CUDA lstsq has only gels; shardgrad's
+runs every driver on either device).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *, driver: str | Non
     from .matrix_functions import pinv, svdvals  # noqa: PLC0415 - a sibling family
 
     check_matrix("linalg.lstsq", A, square=False)
-    driver = "gelsy" if driver is None else driver
+    if driver is None:
+        driver = "gels" if A.device.type == "cuda" else "gelsy"
     if driver not in _DRIVERS:
         raise RuntimeError(f"torch.linalg.lstsq: parameter `driver` should be one of {_DRIVERS}")
     if A.dtype != B.dtype:

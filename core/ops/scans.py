@@ -23,6 +23,24 @@ _cummax_t = return_type("cummax")
 _cummin_t = return_type("cummin")
 
 
+def _accumulate(ufunc_name: str, x, axis: int):
+    """`xp.<ufunc>.accumulate(x, axis)` on any array module."""
+    xp = xp_of(x)
+    combine = getattr(xp, ufunc_name)
+    if xp is np:
+        return combine.accumulate(x, axis=axis)
+    out = xp.ascontiguousarray(x).copy()
+    n = out.shape[axis]
+    step = 1
+    while step < n:  # out[i] combines x[i - 2*step + 1 .. i] after this pass
+        later = [slice(None)] * out.ndim
+        earlier = [slice(None)] * out.ndim
+        later[axis], earlier[axis] = slice(step, None), slice(None, n - step)
+        out[tuple(later)] = combine(out[tuple(later)], out[tuple(earlier)])
+        step *= 2
+    return out
+
+
 def _running_extreme(input: Tensor, dim: int, larger: bool):
     if input.ndim == 0:
         zero = Tensor._make(xp_of(input._data).zeros((), dtype=np.int64))
@@ -36,11 +54,11 @@ def _running_extreme(input: Tensor, dim: int, larger: bool):
     positions = xp.arange(n, dtype=np.int64).reshape(shape)
     if x.dtype.kind == "b":
         x = x.astype(np.int8)
-    running = (xp.maximum if larger else xp.minimum).accumulate(x, axis=dim)
+    running = _accumulate("maximum" if larger else "minimum", x, dim)
     takes_over = x == running  # a new extreme, or one equal to it
-    last = xp.maximum.accumulate(xp.where(takes_over, positions, 0), axis=dim)
+    last = _accumulate("maximum", xp.where(takes_over, positions, 0), dim)
     if x.dtype.kind == "f":
-        nan_at = xp.maximum.accumulate(xp.where(xp.isnan(x), positions, -1), axis=dim)
+        nan_at = _accumulate("maximum", xp.where(xp.isnan(x), positions, -1), dim)
         last = xp.where(nan_at >= 0, nan_at, last)
     indices = Tensor._make(xp.ascontiguousarray(last))
     return gather(input, dim, indices), indices
@@ -62,7 +80,7 @@ class LogCumSumExp(Op):
         self.dim = dim
         if a.ndim == 0:
             return a.copy()
-        return xp_of(a).logaddexp.accumulate(a, axis=dim)
+        return _accumulate("logaddexp", a, dim)
 
     def backward(self, g):
         x, out = self.saved

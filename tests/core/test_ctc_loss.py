@@ -42,7 +42,7 @@ def test_padded_targets_match_torch(reduction, leaf):
     t, n, c = 15, 4, 6
     logits = RNG.standard_normal((t, n, c))
     if leaf:
-        logits = torch.log_softmax(torch.tensor(logits), -1).numpy()
+        logits = torch.log_softmax(torch.tensor(logits), -1).cpu().numpy()
     targets = RNG.integers(1, c, (n, 5))
     targets[0, 1] = targets[0, 0]  # a repeated label needs a blank between
     _same(_run(logits, targets, [15, 13, 9, 15], [5, 3, 1, 0], leaf=leaf, reduction=reduction))

@@ -191,8 +191,11 @@ def test_packed_sequences_match_torch(cls, kwargs, enforce_sorted, given_state):
     for lib, module in ((sg, mine), (torch, theirs)):
         rnn_utils = lib.nn.utils.rnn
         inp = lib.tensor(x, requires_grad=True)
-        packed = rnn_utils.pack_padded_sequence(
-            inp, lib.tensor(lengths), batch_first=batch_first, enforce_sorted=enforce_sorted
+        packed = rnn_utils.pack_padded_sequence(  # lengths on the CPU, as torch requires
+            inp,
+            lib.tensor(lengths, device="cpu"),
+            batch_first=batch_first,
+            enforce_sorted=enforce_sorted,
         )
         tensors = [inp]
         state = None

@@ -32,7 +32,9 @@ def _compare(build, inputs, call) -> None:
     theirs = build(torch).double()
     mine = build(sg).double()
     assert list(mine.state_dict()) == list(theirs.state_dict())
-    assert repr(mine) == repr(theirs)
+    ours, their_lines = repr(mine).splitlines(), repr(theirs).splitlines()
+    differ = [(a, b) for a, b in zip(ours, their_lines) if a != b]
+    assert ours == their_lines, f"first difference (ours, torch's): {differ[:1]}"
     mine.load_state_dict({k: sg.tensor(_np(v)) for k, v in theirs.state_dict().items()})
     results = []
     for lib, module in ((sg, mine), (torch, theirs)):

@@ -140,6 +140,9 @@ def test_triangle_indices_match_torch():
 
 
 SAMPLES = rng.standard_normal((3, 6))
+# Ties (WITH_NAN repeats values) go to a different element on torch's CUDA, whose sorts are
+# not stable; shardgrad picks torch's CPU element on both devices.
+TIES = pytest.mark.torch_cpu_oracle
 
 
 @pytest.mark.parametrize(
@@ -165,16 +168,21 @@ SAMPLES = rng.standard_normal((3, 6))
         (lambda lib, a: a.quantile(0.4, 1, interpolation="higher"), (SAMPLES,)),
         (lambda lib, a: a.quantile(0.5, 1, interpolation="midpoint"), (SAMPLES,)),
         (lambda lib, a: a.quantile(0.7, 1, interpolation="nearest"), (SAMPLES,)),
-        (lambda lib, a: lib.quantile(a, 0.5, dim=1), (WITH_NAN,)),
-        (
+        pytest.param(lambda lib, a: lib.quantile(a, 0.5, dim=1), (WITH_NAN,), marks=TIES),
+        pytest.param(
             lambda lib, a: lib.nanquantile(a, lib.tensor([0.2, 0.9], dtype=lib.float64), dim=1),
             (WITH_NAN,),
+            marks=TIES,
         ),
-        (lambda lib, a: lib.nanquantile(a, 0.5), (WITH_NAN,)),
+        pytest.param(lambda lib, a: lib.nanquantile(a, 0.5), (WITH_NAN,), marks=TIES),
         (lambda lib, a: lib.nanmedian(a), (WITH_NAN,)),
-        (lambda lib, a: a.nanmedian(1), (WITH_NAN,)),
+        pytest.param(lambda lib, a: a.nanmedian(1), (WITH_NAN,), marks=TIES),
         (lambda lib, a: lib.nanmedian(a, 0, keepdim=True), (np.array([[np.nan, 1.0], [np.nan, 2.0]]),)),
-        (lambda lib, a: lib.mode(a, 1), (np.array([[1.0, 2, 2, 3, 3], [5, 4, 4, 5, 1]]),)),
+        pytest.param(
+            lambda lib, a: lib.mode(a, 1),
+            (np.array([[1.0, 2, 2, 3, 3], [5, 4, 4, 5, 1]]),),
+            marks=TIES,  # two modes in each row: torch's CUDA answers the larger
+        ),
         (lambda lib, a: a.mode(0, keepdim=True), (np.array([[1, 2], [1, 3], [2, 3]]),)),
         (lambda lib, a: lib.histc(a, bins=5, min=-1, max=1), (SAMPLES,)),
         (lambda lib, a: a.histc(7), (SAMPLES,)),
@@ -341,7 +349,7 @@ def test_random_fills_have_the_distributions_torch_draws(name, args, mean, std):
     values = _np(x)
     assert abs(values.mean() - mean) < 5 * std / np.sqrt(values.size) + 1e-9
     assert abs(values.std() - std) < 0.02 * std
-    t = getattr(torch.empty(200_000, dtype=torch.float64), name)(*args).numpy()
+    t = getattr(torch.empty(200_000, dtype=torch.float64), name)(*args).cpu().numpy()
     assert values.min() >= t.min() - 6 * std and values.max() <= t.max() + 10 * std
 
 
