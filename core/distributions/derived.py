@@ -137,6 +137,7 @@ class Cauchy(_LocationScale):
 
 
 class StudentT(Distribution):
+    has_rsample = True
     arg_constraints = {
         "df": constraints.positive,
         "loc": constraints.real,
@@ -158,11 +159,11 @@ class StudentT(Distribution):
         var = var.masked_fill((self.df <= 2) & (self.df > 1), float("inf"))
         return var.masked_fill(self.df <= 1, float("nan"))
 
-    def sample(self, sample_shape=()) -> Tensor:
+    def rsample(self, sample_shape=()) -> Tensor:
         shape = self._extended_shape(sample_shape)
-        z = _noise(self.loc, shape).detach()
-        chi2 = Gamma(0.5 * self.df.detach(), 0.5, validate_args=False).sample(sample_shape)
-        return self.loc.detach() + self.scale.detach() * z * (self.df.detach() / chi2).sqrt()
+        z = _noise(self.loc, shape)
+        chi2 = Gamma(0.5 * self.df, 0.5, validate_args=False).rsample(sample_shape)
+        return self.loc + self.scale * z * (self.df / chi2).sqrt()
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

@@ -343,3 +343,13 @@ def _noise(like: Tensor, shape: tuple, kind: str = "normal"):
     if kind == "normal":
         return Tensor._make(gen.standard_normal(shape, dtype=dtype))
     return Tensor._make(gen.random(shape, dtype=dtype))
+
+
+def clamp_value(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """x with its values clamped and its gradient path as it was: torch's samplers clamp
+    their draws in place on a detached view (`value.detach().clamp_(min=tiny)`), which moves
+    a value that underflowed to 0 without cutting its gradient."""
+    clamped = x.detach().clamp(min=min, max=max)
+    if not x.requires_grad:
+        return clamped
+    return x + (clamped - x.detach())

@@ -13,7 +13,7 @@ from ..factory import eye
 from ..ops import gamma as _gamma
 from ..special import xlogy
 from ..tensor import Tensor
-from .distribution import Distribution, _noise, constraints
+from .distribution import Distribution, _noise, clamp_value, constraints
 from .univariate import Gamma
 
 
@@ -135,6 +135,7 @@ def _precision_to_scale_tril(p: Tensor) -> Tensor:
 class Dirichlet(Distribution):
     arg_constraints = {"concentration": constraints.positive}
     support = constraints.simplex
+    has_rsample = True
 
     def __init__(self, concentration: Tensor, validate_args: bool | None = None) -> None:
         if concentration.ndim < 1:
@@ -151,9 +152,13 @@ class Dirichlet(Distribution):
         total = self.concentration.sum(-1, keepdim=True)
         return self.concentration * (total - self.concentration) / (total.pow(2) * (total + 1))
 
-    def sample(self, sample_shape=()) -> Tensor:
-        draws = Gamma(self.concentration, 1.0, validate_args=False).sample(sample_shape)
-        return draws / draws.sum(-1, keepdim=True)
+    def rsample(self, sample_shape=()) -> Tensor:
+        """Gamma draws normalised: the gradient reaches the concentration through each
+        draw's implicit gradient and the normalisation. (torch differentiates the marginal
+        Beta CDF instead; both are unbiased, their per-draw values differ.)"""
+        draws = Gamma(self.concentration, 1.0, validate_args=False).rsample(sample_shape)
+        tiny = float(np.finfo(draws._data.dtype).tiny)
+        return clamp_value(draws / draws.sum(-1, keepdim=True), min=tiny)
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

@@ -18,7 +18,7 @@ import numpy as np
 from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..tensor import Tensor
-from .distribution import Distribution, _noise, broadcast_all, constraints
+from .distribution import Distribution, _noise, broadcast_all, clamp_value, constraints
 from .transforms import (
     AffineTransform,
     ComposeTransform,
@@ -578,7 +578,7 @@ class InverseGamma(TransformedDistribution):
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.positive
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, concentration, rate, validate_args=None) -> None:
         base = Gamma(concentration, rate, validate_args=validate_args)
@@ -616,6 +616,7 @@ class FisherSnedecor(Distribution):
 
     arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
     support = constraints.positive
+    has_rsample = True
 
     def __init__(self, df1, df2, validate_args=None) -> None:
         self.df1, self.df2 = broadcast_all(df1, df2)
@@ -636,15 +637,11 @@ class FisherSnedecor(Distribution):
         df1, df2 = self.df1, self.df2.masked_fill(self.df2 <= 4, math.nan)
         return 2 * df2.pow(2) * (df1 + df2 - 2) / (df1 * (df2 - 2).pow(2) * (df2 - 4))
 
-    def sample(self, sample_shape=()):
-        x1 = Gamma(self.df1.detach() * 0.5, self.df1.detach(), validate_args=False).sample(
-            sample_shape
-        )
-        x2 = Gamma(self.df2.detach() * 0.5, self.df2.detach(), validate_args=False).sample(
-            sample_shape
-        )
+    def rsample(self, sample_shape=()):
+        x1 = Gamma(self.df1 * 0.5, self.df1, validate_args=False).rsample(sample_shape)
+        x2 = Gamma(self.df2 * 0.5, self.df2, validate_args=False).rsample(sample_shape)
         tiny = float(np.finfo(x2._data.dtype).tiny)
-        return (x1 / x2.clamp(min=tiny)).clamp(min=tiny)
+        return clamp_value(x1 / clamp_value(x2, min=tiny), min=tiny)
 
     def log_prob(self, value):
         self._validate_sample(value)

@@ -2,8 +2,10 @@
 Bernoulli, Categorical, Poisson (discrete), with torch's parameters, formulas and shapes.
 
 Normal, Uniform, Exponential and Laplace sample by transforming parameter-free noise
-(`rsample`, so gradients reach the parameters); Gamma, Beta and Poisson draw from the
-generator's own samplers and have `sample` only.
+(`rsample`, so gradients reach the parameters). Gamma draws from the generator's own sampler
+and reaches its concentration through the implicit reparameterization gradient (the draw's
+quantile held fixed; see `_StandardGamma`), and Beta through two Gamma draws; Poisson and
+the discrete distributions have `sample` only.
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ import math
 import numpy as np
 
 from .. import random as _random
+from ..autograd.node import Op
+from ..backend import device_of, xp_of
 from ..factory import arange
 from ..nn import functional as F
 from ..ops import gamma as _gamma
+from ..ops._special_more import gamma_sample_grad
 from ..ops.sampling import multinomial
 from ..special import xlogy
 from ..tensor import Size, Tensor
-from .distribution import Distribution, _noise, _shape, broadcast_all, constraints
+from .distribution import (
+    Distribution,
+    _noise,
+    _shape,
+    broadcast_all,
+    clamp_value,
+    constraints,
+)
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -186,11 +198,29 @@ class Laplace(_LocationScale):
         return 1 + (2 * self.scale).log()
 
 
+class _StandardGamma(Op):
+    """Draws of Gamma(a, 1) (torch's `_standard_gamma`), differentiable in a: a draw is
+    F^-1(u; a) for a uniform u, and holding u fixed, dx/da = -(dF/da) / f(x; a)
+    (`gamma_sample_grad`)."""
+
+    save_inputs = (0,)
+    save_output = True
+
+    def forward(self, a):
+        draws = _random.generator(device_of(a)).gamma(a, 1.0, size=a.shape).astype(a.dtype)
+        return xp_of(draws).maximum(draws, np.finfo(a.dtype).tiny)  # as torch's sampler
+
+    def backward(self, g):
+        a, x = self.saved
+        return g * Tensor._make(gamma_sample_grad(a._data, x._data))
+
+
 class Gamma(Distribution):
     """Gamma(concentration, rate): density rate^a x^(a-1) e^(-rate x) / Gamma(a)."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.greater_than(0.0)
+    has_rsample = True
 
     def __init__(self, concentration, rate, validate_args: bool | None = None) -> None:
         self.concentration, self.rate = broadcast_all(concentration, rate)
@@ -208,13 +238,10 @@ class Gamma(Distribution):
     def variance(self) -> Tensor:
         return self.concentration / self.rate.pow(2)
 
-    def sample(self, sample_shape=()) -> Tensor:
+    def rsample(self, sample_shape=()) -> Tensor:
         shape = self._extended_shape(sample_shape)
-        a = self.concentration.detach().expand(*shape)._data
-        draws = _gen(self.rate).gamma(a, 1.0, size=shape)
-        out = Tensor._make(draws.astype(a.dtype)) / self.rate.detach()
-        tiny = float(np.finfo(a.dtype).tiny)
-        return out.clamp(min=tiny)  # torch clamps draws away from 0
+        value = _StandardGamma.apply(self.concentration.expand(*shape)) / self.rate.expand(*shape)
+        return clamp_value(value, min=float(np.finfo(value._data.dtype).tiny))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
@@ -239,6 +266,7 @@ class Beta(Distribution):
         "concentration0": constraints.positive,
     }
     support = constraints.unit_interval
+    has_rsample = True
 
     def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
         self.concentration1, self.concentration0 = broadcast_all(concentration1, concentration0)
@@ -253,10 +281,12 @@ class Beta(Distribution):
         total = self.concentration1 + self.concentration0
         return self.concentration1 * self.concentration0 / (total.pow(2) * (total + 1))
 
-    def sample(self, sample_shape=()) -> Tensor:
-        x = Gamma(self.concentration1, 1.0, validate_args=False).sample(sample_shape)
-        y = Gamma(self.concentration0, 1.0, validate_args=False).sample(sample_shape)
-        return x / (x + y)
+    def rsample(self, sample_shape=()) -> Tensor:
+        x = Gamma(self.concentration1, 1.0, validate_args=False).rsample(sample_shape)
+        y = Gamma(self.concentration0, 1.0, validate_args=False).rsample(sample_shape)
+        eps = float(np.finfo(x._data.dtype).eps)
+        tiny = float(np.finfo(x._data.dtype).tiny)
+        return clamp_value(x / (x + y), min=tiny, max=1 - eps)  # as torch's Dirichlet draws
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

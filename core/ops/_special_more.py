@@ -158,6 +158,128 @@ def gammainc(a, x, upper: bool = False):
     return out.astype(dtype, copy=False)
 
 
+def _iterations(xp, a) -> int:
+    """Terms enough for both expansions: where x is near a their terms fall off like
+    exp(-n^2 / 2a), so a large a needs about 9 sqrt(a) of them."""
+    largest = float(xp.max(a)) if a.size else 1.0
+    return _GAMMA_ITERATIONS + int(9.0 * math.sqrt(max(largest, 0.0)))
+
+
+class _Active:
+    """The elements of a vectorised iteration still running: each converges at its own
+    term, so the finished ones are written out and dropped as they finish, and the slowest
+    element costs its own terms only (a large a needs hundreds, a typical element tens)."""
+
+    def __init__(self, xp, size: int, outputs: int) -> None:
+        self.xp = xp
+        self.index = xp.arange(size)
+        self.outputs = [xp.zeros(size) for _ in range(outputs)]
+
+    def retire(self, done, results, state: list) -> list:
+        """Write out the results of the elements that are done; the state of the others."""
+        for out, value in zip(self.outputs, results):
+            out[self.index[done]] = value[done]
+        keep = ~done
+        self.index = self.index[keep]
+        return [v[keep] if getattr(v, "ndim", 0) else v for v in state]
+
+    def finish(self, results) -> list:
+        for out, value in zip(self.outputs, results):
+            out[self.index] = value
+        return self.outputs
+
+
+def _lower_series_da(xp, a, x, iterations: int):
+    """The power series of P(a, x) / (x^a e^-x / Gamma(a)) and its derivative in a, term by
+    term (forward mode through the recurrence term_k = term_k-1 * x / (a + k)); a and x
+    are flat."""
+    active = _Active(xp, a.size, 2)
+    term = 1.0 / a
+    dterm = -term / a
+    total, dtotal, n = term, dterm, a
+    for _ in range(iterations):
+        if not active.index.size:
+            break
+        n = n + 1.0
+        ratio = x / n
+        dterm = (dterm - term / n) * ratio
+        term = term * ratio
+        total = total + term
+        dtotal = dtotal + dterm
+        done = (xp.abs(term) < xp.abs(total) * 1e-17) & (xp.abs(dterm) <= xp.abs(dtotal) * 1e-17)
+        term, dterm, total, dtotal, n, x = active.retire(
+            done, (total, dtotal), [term, dterm, total, dtotal, n, x]
+        )
+    return active.finish((total, dtotal))
+
+
+def _upper_fraction_da(xp, a, x, iterations: int):
+    """Lentz's continued fraction of Q(a, x) / (x^a e^-x / Gamma(a)) and its derivative in
+    a, carried through every step of the recurrence; a and x are flat."""
+    tiny = 1e-300
+    active = _Active(xp, a.size, 2)
+    b = x + 1.0 - a  # db/da = -1 throughout
+    c, dc = xp.full_like(b, 1.0 / tiny), xp.zeros_like(b)
+    d = 1.0 / b
+    dd = d * d  # -(db/da) / b^2
+    h, dh = d, dd
+    for i in range(1, iterations):
+        if not active.index.size:
+            break
+        an, dan = -i * (i - a), float(i)
+        b = b + 2.0
+        big_d = an * d + b
+        d_big_d = dan * d + an * dd - 1.0
+        flat = xp.abs(big_d) < tiny
+        big_d, d_big_d = xp.where(flat, tiny, big_d), xp.where(flat, 0.0, d_big_d)
+        big_c = b + an / c
+        d_big_c = -1.0 + dan / c - an * dc / (c * c)
+        flat = xp.abs(big_c) < tiny
+        c, dc = xp.where(flat, tiny, big_c), xp.where(flat, 0.0, d_big_c)
+        d = 1.0 / big_d
+        dd = -d_big_d * d * d
+        delta = d * c
+        ddelta = dd * c + d * dc
+        dh = dh * delta + h * ddelta
+        h = h * delta
+        done = (xp.abs(delta - 1.0) < 1e-16) & (xp.abs(ddelta * h) <= xp.abs(dh) * 1e-16)
+        a, b, c, dc, d, dd, h, dh = active.retire(done, (h, dh), [a, b, c, dc, d, dd, h, dh])
+    return active.finish((h, dh))
+
+
+def gamma_sample_grad(a, x):
+    """dx/da for a draw x of Gamma(a, 1) at a fixed quantile: -(dP(a, x)/da) / p(x; a), the
+    implicit reparameterization gradient (Figurnov et al., 2018) of `Gamma.rsample`.
+
+    Both expansions of P carry their derivative in a along (the series for x < a + 1, the
+    continued fraction of Q above), and the density's factor x^a e^-x / Gamma(a) cancels,
+    so nothing underflows even where P or Q does. Against 40-digit references it is good to
+    1e-12 for a from 0.01 to 1e5 (tests/core/test_distributions_rsample.py). torch uses a
+    fitted approximation, 2e-3 off this on draws of a = 0.05.
+    """
+    xp = xp_of(x)
+    a64, x64 = xp.broadcast_arrays(_f64(a), _f64(x))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        valid = (a64 > 0) & (x64 > 0) & xp.isfinite(x64)
+        sa = xp.where(valid, a64, 1.0).reshape(-1)
+        sx = xp.where(valid, x64, 1.0).reshape(-1)
+        series = sx < sa + 1.0
+        n = _iterations(xp, sa)
+        log_factor_da = xp.log(sx) - _special.digamma(sa)  # d/da of log(x^a e^-x / Gamma(a))
+        out = xp.empty_like(sx)
+        a_low, x_low, f_low = sa[series], sx[series], log_factor_da[series]
+        total, dtotal = _lower_series_da(xp, a_low, x_low, n)
+        out[series] = -x_low * (total * f_low + dtotal)
+        fraction = ~series
+        a_up, x_up, f_up = sa[fraction], sx[fraction], log_factor_da[fraction]
+        h, dh = _upper_fraction_da(xp, a_up, x_up, n)
+        out[fraction] = x_up * (h * f_up + dh)
+        out = out.reshape(a64.shape)
+        out = xp.where(valid, out, xp.where(x64 == 0, 0.0, np.nan))
+    dtype = np.result_type(a.dtype, x.dtype, np.float32)  # a float, whatever came in
+    return out.astype(dtype, copy=False)
+
+
 # ---------------------------------------------------------------- Hurwitz zeta
 _BERNOULLI = _special._BERNOULLI
 
