@@ -116,6 +116,7 @@ _REUSED = (
     "test_special_functions",
     "test_special_more",
     "test_distributions",
+    "test_distributions_rsample",
     "test_distributions_transformed",
     "test_nn_layers",
     "test_nn_grid_sample",

@@ -4,6 +4,7 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 from __future__ import annotations
 
 import test_distributions as distribution_tests
+import test_distributions_rsample as rsample_tests
 import test_distributions_transformed as transformed_tests
 import test_linalg as linalg_tests
 import test_linalg_factorizations_more as linalg_more_tests
@@ -103,3 +104,7 @@ test_special_namespace = on_target(special_tests.test_special_namespace_matches_
 test_distributions = on_target(distribution_tests.test_matches_torch)
 test_kl_divergence = on_target(distribution_tests.test_kl_divergence_matches_torch)
 test_distribution_draws = on_target(distribution_tests.test_draws_have_the_distribution_s_moments)
+test_gamma_rsample = on_target(rsample_tests.test_gamma_rsample_is_unbiased)
+test_beta_dirichlet_rsample = on_target(rsample_tests.test_beta_and_dirichlet_rsample_are_unbiased)
+test_derived_rsample = on_target(rsample_tests.test_derived_rsamples_carry_gradients)
+test_clamped_draws = on_target(rsample_tests.test_draws_clamped_away_from_zero_keep_their_gradient)
