@@ -1,6 +1,6 @@
 """shardgrad.func: torch.func's function transforms, built on the autograd engine.
 
-`grad`, `grad_and_value`, `vjp`, `jacrev`, `jacfwd` and `hessian` return functions that
+`grad`, `grad_and_value`, `vjp`, `jvp`, `linearize`, `jacrev`, `jacfwd` and `hessian`
 differentiate a function of tensors; they nest (grad(grad(f))) because each records its
 derivative with create_graph. `functional_call` runs a module with parameters and buffers
 given in a dict (the basis of per-sample gradients and meta-learning). `vmap` maps a function
@@ -20,7 +20,8 @@ from .ops.join import stack
 from .tensor import Tensor
 
 __all__ = [
-    "functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "vjp", "vmap",
+    "functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
+    "linearize", "vjp", "vmap",
 ]  # fmt: skip
 
 
@@ -186,6 +187,88 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         return tuple(g if g is not None else x.new_zeros(x.shape) for g, x in zip(grads, xs))
 
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+
+
+def _check_jvp_args(primals, tangents) -> None:
+    if not isinstance(primals, tuple):
+        raise RuntimeError(
+            "jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be "
+            "valid to call f(*primals)."
+        )
+    p_leaves, _ = _flatten(primals)
+    t_leaves, _ = _flatten(tangents) if isinstance(tangents, tuple) else ([], None)
+    if not isinstance(tangents, tuple) or len(p_leaves) != len(t_leaves):
+        raise RuntimeError(
+            "jvp(f, primals, tangents): Expected primals and tangents to have the same python "
+            "structure. For example, if primals is a tuple of 3 tensors, tangents also must be."
+        )
+    for p, t in zip(p_leaves, t_leaves):
+        if tuple(p.shape) != tuple(t.shape):
+            raise RuntimeError(
+                "jvp(f, primals, tangents): Expected primals and tangents to have the same "
+                f"shape. Got primals shape {tuple(p.shape)} and tangents shape {tuple(t.shape)}"
+            )
+
+
+def _jvp_fn(func: Callable, primals: tuple, has_aux: bool):
+    """func(*primals) and the function t -> J t, by differentiating the vjp with respect to
+    its cotangent (the vjp is linear in it, so its derivative is J). Both derivatives are
+    recorded, so jvp nests inside grad and itself."""
+    with grad_mode.enable_grad():
+        leaves, rebuild = _flatten(primals)
+        connected = any(x.requires_grad for x in leaves)  # inside an outer transform
+        leaves = [x.view_as(x) if x.requires_grad else x.detach().requires_grad_() for x in leaves]
+        out = func(*rebuild(leaves))
+        value, aux = out if has_aux else (out, None)
+        outs, rebuild_out = _flatten(value)
+        dummies = [o.detach().new_zeros(o.shape).requires_grad_() for o in outs]
+        live = [i for i, o in enumerate(outs) if o.requires_grad]  # the others are constant
+        vjps = [None] * len(leaves)
+        if live:
+            vjps = _grad(
+                [outs[i] for i in live],
+                leaves,
+                [dummies[i] for i in live],
+                create_graph=True,
+                allow_unused=True,
+            )
+        pairs = [(g, d) for g, d in zip(vjps, leaves) if g is not None]
+
+    def apply(*tangents):
+        t_leaves, _ = _flatten(tangents)
+        used = [t for g, t in zip(vjps, t_leaves) if g is not None]
+        if not pairs:  # no output depends on a primal
+            return rebuild_out([o.detach().new_zeros(o.shape) for o in outs])
+        with grad_mode.enable_grad():
+            jv = _grad([g for g, _ in pairs], dummies, used, create_graph=True, allow_unused=True)
+        found = [j if j is not None else o.new_zeros(o.shape) for j, o in zip(jv, outs)]
+        return rebuild_out(found if connected else [j.detach() for j in found])
+
+    if not connected:
+        value = rebuild_out([o.detach() for o in outs])
+    return value, apply, aux
+
+
+def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False, has_aux=False):
+    """(func(*primals), J(primals) tangents): the forward-mode derivative along `tangents`,
+    with torch.func.jvp's arguments and results. Computed in reverse mode (twice), so it
+    costs about two backward passes rather than one forward pass."""
+    _check_jvp_args(primals, tangents)
+    value, apply, aux = _jvp_fn(func, primals, has_aux)
+    out = apply(*tangents)
+    return (value, out, aux) if has_aux else (value, out)
+
+
+def linearize(func: Callable, *primals):
+    """(func(*primals), jvp_fn): jvp_fn(*tangents) is J(primals) tangents, for as many
+    tangents as wanted, without calling func again."""
+    value, apply, _ = _jvp_fn(func, primals, has_aux=False)
+
+    def jvp_fn(*tangents):
+        _check_jvp_args(primals, tangents)
+        return apply(*tangents)
+
+    return value, jvp_fn
 
 
 def _jacobian_transform(strategy: str):
