@@ -5,7 +5,8 @@ argument validation); draws come from shardgrad's seeded generators. See each mo
 `distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
 """
 
-from . import transforms, utils
+from . import constraint_registry, transforms, utils
+from .constraint_registry import biject_to, transform_to
 from .derived import (
     Binomial,
     Cauchy,
@@ -59,4 +60,5 @@ __all__ = [
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
     "transforms", "LowRankMultivariateNormal", "MixtureSameFamily", "VonMises",
     "FisherSnedecor", "InverseGamma", "Kumaraswamy", "LogisticNormal", "utils",
+    "biject_to", "constraint_registry", "transform_to",
 ]  # fmt: skip

@@ -142,14 +142,166 @@ class _Simplex(Constraint):
         return "Simplex()"
 
 
-class _RealVector(_Real):
-    event_dim = 1
+class _IndependentConstraint(Constraint):
+    """`base` on each element, with the rightmost `reinterpreted_batch_ndims` dimensions
+    of a value taken as one event (all of its elements must pass)."""
+
+    def __init__(self, base_constraint: Constraint, reinterpreted_batch_ndims: int) -> None:
+        self.base_constraint = base_constraint
+        self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.base_constraint.is_discrete
+
+    @property
+    def event_dim(self) -> int:
+        return self.base_constraint.event_dim + self.reinterpreted_batch_ndims
 
     def check(self, value):
-        return (value == value).all(axis=-1)
+        result = self.base_constraint.check(value)
+        n = self.reinterpreted_batch_ndims
+        if result.ndim < n:
+            raise ValueError(f"Expected value.dim() >= {self.event_dim} but got {value.ndim}")
+        return result.reshape(result.shape[: result.ndim - n] + (-1,)).all(axis=-1)
 
     def __repr__(self) -> str:
-        return "IndependentConstraint(Real(), 1)"
+        return f"IndependentConstraint({self.base_constraint!r}, {self.reinterpreted_batch_ndims})"
+
+
+class _Square(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        xp = xp_of(value)
+        return xp.full(value.shape[:-2], value.shape[-2] == value.shape[-1], dtype=bool)
+
+    def __repr__(self) -> str:
+        return "Square()"
+
+
+class _Symmetric(_Square):
+    def check(self, value):
+        square = super().check(value)
+        if not square.all():
+            return square
+        xp = xp_of(value)
+        close = xp.isclose(value, value.swapaxes(-1, -2), atol=1e-6)
+        return close.reshape(close.shape[:-2] + (-1,)).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "Symmetric()"
+
+
+class _PositiveSemidefinite(_Symmetric):
+    def check(self, value):
+        symmetric = super().check(value)
+        if not symmetric.all():
+            return symmetric
+        return (xp_of(value).linalg.eigvalsh(value) >= 0).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "PositiveSemidefinite()"
+
+
+class _PositiveDefinite(_Symmetric):
+    def check(self, value):
+        symmetric = super().check(value)
+        if not symmetric.all():
+            return symmetric
+        return (xp_of(value).linalg.eigvalsh(value) > 0).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "PositiveDefinite()"
+
+
+class _LowerTriangular(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        lower = xp_of(value).tril(value) == value
+        return lower.reshape(lower.shape[:-2] + (-1,)).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "LowerTriangular()"
+
+
+class _LowerCholesky(_LowerTriangular):
+    """Lower triangular with a positive diagonal: a Cholesky factor."""
+
+    def check(self, value):
+        diagonal = xp_of(value).diagonal(value, axis1=-2, axis2=-1)
+        return super().check(value) & (diagonal > 0).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "LowerCholesky()"
+
+
+class _CorrCholesky(_LowerCholesky):
+    """The Cholesky factor of a correlation matrix: each row has unit length."""
+
+    def check(self, value):
+        xp = xp_of(value)
+        tol = float(np.finfo(value.dtype).eps) * value.shape[-1] * 10
+        rows = xp.sqrt((value * value).sum(axis=-1))
+        return super().check(value) & (xp.abs(rows - 1.0) <= tol).all(axis=-1)
+
+    def __repr__(self) -> str:
+        return "CorrCholesky()"
+
+
+class _Cat(Constraint):
+    """Constraints applied to consecutive pieces of `lengths` along `dim`."""
+
+    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
+        self.cseq = list(cseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
+        if len(self.lengths) != len(self.cseq):
+            raise ValueError("cat: one length per constraint")
+        self.dim = dim
+
+    @property
+    def is_discrete(self) -> bool:
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self) -> int:
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        xp = xp_of(value)
+        checks, start = [], 0
+        for constraint, length in zip(self.cseq, self.lengths):
+            piece = xp.take(value, xp.arange(start, start + length), axis=self.dim)
+            checks.append(constraint.check(piece))
+            start += length
+        return xp.concatenate(checks, axis=self.dim)
+
+    def __repr__(self) -> str:
+        return "Cat()"
+
+
+class _Stack(Constraint):
+    """One constraint per index along `dim`."""
+
+    def __init__(self, cseq, dim: int = 0) -> None:
+        self.cseq, self.dim = list(cseq), dim
+
+    @property
+    def is_discrete(self) -> bool:
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self) -> int:
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        xp = xp_of(value)
+        pieces = [xp.take(value, i, axis=self.dim) for i in range(value.shape[self.dim])]
+        return xp.stack([c.check(v) for c, v in zip(self.cseq, pieces)], axis=self.dim)
+
+    def __repr__(self) -> str:
+        return "Stack()"
 
 
 def _bound(b):
@@ -159,12 +311,23 @@ def _bound(b):
 
 
 class constraints:  # noqa: N801 - torch's module name
-    """The constraints torch.distributions.constraints names, as far as shardgrad uses them."""
+    """The constraints torch.distributions.constraints names."""
 
     real = _Real()
-    real_vector = _RealVector()
+    real_vector = _IndependentConstraint(_Real(), 1)
     positive = _GreaterThan(0.0)
     nonnegative = _GreaterThanEq(0.0)
+    greater_than_eq = _GreaterThanEq
+    independent = _IndependentConstraint
+    square = _Square()
+    symmetric = _Symmetric()
+    positive_semidefinite = _PositiveSemidefinite()
+    positive_definite = _PositiveDefinite()
+    lower_triangular = _LowerTriangular()
+    lower_cholesky = _LowerCholesky()
+    corr_cholesky = _CorrCholesky()
+    cat = _Cat
+    stack = _Stack
     unit_interval = _Interval(0.0, 1.0)
     boolean = _Boolean()
     nonnegative_integer = _NonNegativeInteger()

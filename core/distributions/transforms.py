@@ -3,6 +3,9 @@ y, inverts y back to x, and gives log |dy/dx| for the change of variables in log
 
 Elementwise transforms have event_dim 0; AffineTransform can act on whole events
 (event_dim > 0), summing its log-determinant over them; ComposeTransform chains parts.
+IndependentTransform, ReshapeTransform, CatTransform and StackTransform rearrange events;
+LowerCholeskyTransform, PositiveDefiniteTransform and CorrCholeskyTransform reach matrices
+(what `constraint_registry.transform_to` hands out for those constraints).
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from ..tensor import Tensor
 from .distribution import constraints
 
 __all__ = [
-    "AffineTransform", "ComposeTransform", "ExpTransform", "PowerTransform",
-    "SigmoidTransform", "SoftmaxTransform", "SoftplusTransform", "StickBreakingTransform",
-    "TanhTransform", "Transform", "identity_transform",
+    "AbsTransform", "AffineTransform", "CatTransform", "ComposeTransform",
+    "CorrCholeskyTransform", "CumulativeDistributionTransform", "ExpTransform",
+    "IndependentTransform", "LowerCholeskyTransform", "PositiveDefiniteTransform",
+    "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
+    "SoftplusTransform", "StackTransform", "StickBreakingTransform", "TanhTransform",
+    "Transform", "identity_transform",
 ]  # fmt: skip
 
 
@@ -347,3 +353,283 @@ class SoftmaxTransform(Transform):
 
     def _inverse(self, y):
         return y.log()
+
+
+# ================================================================ structural transforms
+class IndependentTransform(Transform):
+    """`base_transform` with its rightmost `reinterpreted_batch_ndims` batch dimensions
+    taken as part of the event: its log-determinant is summed over them."""
+
+    def __init__(self, base_transform: Transform, reinterpreted_batch_ndims: int) -> None:
+        self.base_transform = base_transform
+        self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
+        self.bijective, self.sign = base_transform.bijective, base_transform.sign
+        self.domain = constraints.independent(base_transform.domain, reinterpreted_batch_ndims)
+        self.codomain = constraints.independent(base_transform.codomain, reinterpreted_batch_ndims)
+        self.domain_event_dim = base_transform.domain_event_dim + reinterpreted_batch_ndims
+        self.codomain_event_dim = base_transform.codomain_event_dim + reinterpreted_batch_ndims
+
+    def _call(self, x):
+        return self.base_transform(x)
+
+    def _inverse(self, y):
+        return self.base_transform.inv(y)
+
+    def log_abs_det_jacobian(self, x, y):
+        inner = self.base_transform.log_abs_det_jacobian(x, y)
+        return _sum_rightmost(inner, self.reinterpreted_batch_ndims)
+
+    def forward_shape(self, shape):
+        return self.base_transform.forward_shape(shape)
+
+    def inverse_shape(self, shape):
+        return self.base_transform.inverse_shape(shape)
+
+    def __repr__(self) -> str:
+        return f"IndependentTransform({self.base_transform!r}, {self.reinterpreted_batch_ndims})"
+
+
+class ReshapeTransform(Transform):
+    """Events of `in_shape` reshaped to `out_shape` (as many elements): volume-preserving."""
+
+    def __init__(self, in_shape, out_shape) -> None:
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        if math.prod(self.in_shape) != math.prod(self.out_shape):
+            raise ValueError("in_shape, out_shape have different numbers of elements")
+        self.domain_event_dim, self.codomain_event_dim = len(self.in_shape), len(self.out_shape)
+        self.domain = constraints.independent(constraints.real, len(self.in_shape))
+        self.codomain = constraints.independent(constraints.real, len(self.out_shape))
+
+    def _call(self, x):
+        batch = tuple(x.shape[: x.ndim - len(self.in_shape)])
+        return x.reshape(*batch, *self.out_shape)
+
+    def _inverse(self, y):
+        batch = tuple(y.shape[: y.ndim - len(self.out_shape)])
+        return y.reshape(*batch, *self.in_shape)
+
+    def log_abs_det_jacobian(self, x, y):
+        return x.new_zeros(tuple(x.shape[: x.ndim - len(self.in_shape)]))
+
+    def forward_shape(self, shape):
+        return tuple(shape[: len(shape) - len(self.in_shape)]) + self.out_shape
+
+    def inverse_shape(self, shape):
+        return tuple(shape[: len(shape) - len(self.out_shape)]) + self.in_shape
+
+    def __repr__(self) -> str:
+        return "ReshapeTransform()"
+
+
+class AbsTransform(Transform):
+    """y = |x|: not a bijection; its inverse returns the positive preimage."""
+
+    bijective = False
+    codomain = constraints.positive
+
+    def _call(self, x):
+        return x.abs()
+
+    def _inverse(self, y):
+        return y
+
+
+class CumulativeDistributionTransform(Transform):
+    """y = distribution.cdf(x), onto the unit interval; log |dy/dx| is the log density."""
+
+    codomain = constraints.unit_interval
+
+    def __init__(self, distribution) -> None:
+        self.distribution = distribution
+        self.domain = distribution.support
+
+    def _call(self, x):
+        return self.distribution.cdf(x)
+
+    def _inverse(self, y):
+        return self.distribution.icdf(y)
+
+    def log_abs_det_jacobian(self, x, y):
+        return self.distribution.log_prob(x)
+
+
+class CatTransform(Transform):
+    """Each of `tseq` applied to its piece (of `lengths`) along `dim`, the results joined."""
+
+    def __init__(self, tseq, dim: int = 0, lengths=None) -> None:
+        self.transforms = list(tseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.transforms)
+        if len(self.lengths) != len(self.transforms):
+            raise ValueError("CatTransform: one length per transform")
+        self.dim = dim
+        event = max(t.event_dim for t in self.transforms)
+        self.domain_event_dim = self.codomain_event_dim = event
+        self.bijective = all(t.bijective for t in self.transforms)
+        self.domain = constraints.cat([t.domain for t in self.transforms], dim, self.lengths)
+        self.codomain = constraints.cat([t.codomain for t in self.transforms], dim, self.lengths)
+
+    def _pieces(self, x):
+        if x.shape[self.dim] != sum(self.lengths):
+            raise ValueError(
+                f"CatTransform: size {x.shape[self.dim]} along dim {self.dim} is not "
+                f"sum(lengths) = {sum(self.lengths)}"
+            )
+        start = 0
+        for length in self.lengths:
+            yield x.narrow(self.dim, start, length)
+            start += length
+
+    def _call(self, x):
+        from ..ops.join import cat  # noqa: PLC0415 - ops import distributions' siblings
+
+        return cat([t(p) for t, p in zip(self.transforms, self._pieces(x))], self.dim)
+
+    def _inverse(self, y):
+        from ..ops.join import cat  # noqa: PLC0415
+
+        return cat([t.inv(p) for t, p in zip(self.transforms, self._pieces(y))], self.dim)
+
+    def log_abs_det_jacobian(self, x, y):
+        from ..ops.join import cat  # noqa: PLC0415
+
+        event = self.domain_event_dim
+        terms = []
+        for t, xp_, yp in zip(self.transforms, self._pieces(x), self._pieces(y)):
+            term = t.log_abs_det_jacobian(xp_, yp)
+            terms.append(_sum_rightmost(term, event - t.event_dim))
+        dim = (self.dim - x.ndim if self.dim >= 0 else self.dim) + event
+        if dim < 0:  # the joined dimension is still a batch dimension of the result
+            return cat(terms, dim)
+        return sum(terms)
+
+    def __repr__(self) -> str:
+        return "CatTransform()"
+
+
+class StackTransform(Transform):
+    """The i-th of `tseq` applied to index i along `dim`, the results stacked."""
+
+    def __init__(self, tseq, dim: int = 0) -> None:
+        self.transforms, self.dim = list(tseq), dim
+        self.bijective = all(t.bijective for t in self.transforms)
+        self.domain = constraints.stack([t.domain for t in self.transforms], dim)
+        self.codomain = constraints.stack([t.codomain for t in self.transforms], dim)
+
+    def _slices(self, x):
+        if x.shape[self.dim] != len(self.transforms):
+            raise ValueError(
+                f"StackTransform: size {x.shape[self.dim]} along dim {self.dim}, "
+                f"{len(self.transforms)} transforms"
+            )
+        return [x.select(self.dim, i) for i in range(x.shape[self.dim])]
+
+    def _call(self, x):
+        from ..ops.join import stack  # noqa: PLC0415
+
+        return stack([t(s) for t, s in zip(self.transforms, self._slices(x))], self.dim)
+
+    def _inverse(self, y):
+        from ..ops.join import stack  # noqa: PLC0415
+
+        return stack([t.inv(s) for t, s in zip(self.transforms, self._slices(y))], self.dim)
+
+    def log_abs_det_jacobian(self, x, y):
+        from ..ops.join import stack  # noqa: PLC0415
+
+        pairs = zip(self.transforms, self._slices(x), self._slices(y))
+        return stack([t.log_abs_det_jacobian(a, b) for t, a, b in pairs], self.dim)
+
+    def __repr__(self) -> str:
+        return "StackTransform()"
+
+
+# ================================================================ matrix transforms
+class LowerCholeskyTransform(Transform):
+    """An unconstrained square matrix to a Cholesky factor: the strict lower triangle kept,
+    the diagonal exponentiated. (No log-determinant, as in torch.)"""
+
+    bijective = False  # as torch marks it
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.lower_cholesky
+    domain_event_dim = codomain_event_dim = 2
+
+    def _call(self, x):
+        return x.tril(-1) + x.diagonal(dim1=-2, dim2=-1).exp().diag_embed()
+
+    def _inverse(self, y):
+        return y.tril(-1) + y.diagonal(dim1=-2, dim2=-1).log().diag_embed()
+
+
+class PositiveDefiniteTransform(Transform):
+    """An unconstrained square matrix to a positive-definite one, L L^T with L its
+    LowerCholeskyTransform."""
+
+    bijective = False  # as torch marks it
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.positive_definite
+    domain_event_dim = codomain_event_dim = 2
+
+    def _call(self, x):
+        low = LowerCholeskyTransform()(x)
+        return low @ low.mT
+
+    def _inverse(self, y):
+        from .. import linalg  # noqa: PLC0415
+
+        return LowerCholeskyTransform().inv(linalg.cholesky(y))
+
+
+class CorrCholeskyTransform(Transform):
+    """R^(D(D-1)/2) to the Cholesky factors of D x D correlation matrices (Stan's
+    construction, as torch): tanh maps each coordinate to a partial correlation in (-1, 1),
+    filling the strict lower triangle row by row, and stick breaking on the squares scales
+    each row to unit length. The log-determinant is that of x and the flattened strict lower
+    triangle of y (the two spaces differ in dimension)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.corr_cholesky
+    domain_event_dim = 1
+    codomain_event_dim = 2
+
+    def _call(self, x):
+        from ..factory import eye  # noqa: PLC0415
+        from .utils import vec_to_tril_matrix  # noqa: PLC0415
+
+        eps = float(np.finfo(x._data.dtype).eps)
+        r = vec_to_tril_matrix(x.tanh().clamp(-1 + eps, 1 - eps), diag=-1)
+        # each row's remaining length after the entries to its left: sqrt(prod(1 - r^2))
+        left = (1 - r * r).sqrt().cumprod(-1)
+        n = r.shape[-1]
+        r = r + eye(n, dtype=r.dtype, device=r.device)
+        return r * F.pad(left[..., :-1], (1, 0), value=1.0)
+
+    def _inverse(self, y):
+        from .utils import tril_matrix_to_vec  # noqa: PLC0415
+
+        remaining = F.pad((1 - (y * y).cumsum(-1))[..., :-1], (1, 0), value=1.0)
+        t = tril_matrix_to_vec(y, diag=-1) / tril_matrix_to_vec(remaining, diag=-1).sqrt()
+        return (t.log1p() - (-t).log1p()) / 2  # atanh
+
+    def log_abs_det_jacobian(self, x, y):
+        from .utils import tril_matrix_to_vec  # noqa: PLC0415
+
+        # diagonal -2 of 1 - cumsum(y^2) is each entry's remaining length before it
+        remaining = tril_matrix_to_vec(1 - (y * y).cumsum(-1), diag=-2)
+        stick_breaking = 0.5 * remaining.log().sum(-1)
+        tanh = -2 * (x + F.softplus(-2 * x) - math.log(2.0)).sum(-1)
+        return stick_breaking + tanh
+
+    def forward_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        m = shape[-1]
+        n = int(round((0.25 + 2 * m) ** 0.5 + 0.5))
+        if n * (n - 1) // 2 != m:
+            raise ValueError("Input is not a flattened lower-diagonal number")
+        return tuple(shape[:-1]) + (n, n)
+
+    def inverse_shape(self, shape):
+        if len(shape) < 2 or shape[-2] != shape[-1]:
+            raise ValueError("Input is not square")
+        n = shape[-1]
+        return tuple(shape[:-2]) + (n * (n - 1) // 2,)
