@@ -74,24 +74,32 @@ def _erfc_large(xp, y):
     return erfcx_rational(xp, y) * _exp_neg_sq(xp, y)
 
 
+def _working(x):
+    """float16 is computed in float32: the rational approximations overflow in half
+    precision (torch's CPU kernels widen it too)."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
 def erf(x):
     xp = xp_of(x)
+    dtype, x = x.dtype, _working(x)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         y = xp.abs(x)
         small = _erf_small(xp.minimum(y, _THRESH) * xp.sign(x))
         large = 1.0 - _erfc_large(xp, xp.maximum(y, _THRESH))
         out = xp.where(y <= _THRESH, small, xp.where(x < 0, -large, large))
-    return out.astype(x.dtype, copy=False)
+    return out.astype(dtype, copy=False)
 
 
 def erfc(x):
     xp = xp_of(x)
+    dtype, x = x.dtype, _working(x)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         y = xp.abs(x)
         small = 1.0 - _erf_small(xp.minimum(y, _THRESH) * xp.sign(x))
         large = _erfc_large(xp, xp.maximum(y, _THRESH))
         out = xp.where(y <= _THRESH, small, xp.where(x < 0, 2.0 - large, large))
-    return out.astype(x.dtype, copy=False)
+    return out.astype(dtype, copy=False)
 
 
 def erfinv(y):

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .. import _dtype
 from ..backend import CPU, on_device, to_device, xp_of
 from ..tensor import Tensor, _wrap_dim
 from .indexing import index_select
@@ -178,10 +179,26 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
     return total / kept.sum(dim, keepdim=keepdim).to(total.dtype)
 
 
+def _float_input(input: Tensor) -> Tensor:
+    """Integers and bools as the default float dtype, as torch's float-valued functions
+    take them (1 - p on a uint8 would wrap around)."""
+    return input if input.is_floating_point() else input.to(_dtype.get_default_dtype())
+
+
 def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given."""
+    input = _float_input(input)
     p = input if eps is None else input.clamp(eps, 1 - eps)
     return (p / (1 - p)).log()
+
+
+def angle(input: Tensor) -> Tensor:
+    """The argument of a real number: 0 at or above zero, pi below, nan for nan (its
+    gradient is 0)."""
+    from .elementwise import where  # noqa: PLC0415
+
+    x = _float_input(input)
+    return where(x.isnan(), x, where(x < 0, math.pi, 0.0).to(x.dtype))
 
 
 def deg2rad(input: Tensor) -> Tensor:
@@ -193,18 +210,22 @@ def rad2deg(input: Tensor) -> Tensor:
 
 
 def sinc(input: Tensor) -> Tensor:
-    """sin(pi x) / (pi x), and 1 at 0 (where the gradient is 0, not 0/0)."""
-    at_zero = input == 0
-    safe = input.masked_fill(at_zero, 1.0) * math.pi
+    """sin(pi x) / (pi x), and 1 at 0 (where the gradient is 0, not 0/0). float16 is
+    computed in float32: pi x rounded to half precision would move sin's zeros."""
+    x = _float_input(input)
+    if x.dtype == _dtype.float16:
+        return sinc(x.float()).to(_dtype.float16)
+    at_zero = x == 0
+    safe = x.masked_fill(at_zero, 1.0) * math.pi
     return (safe.sin() / safe).masked_fill(at_zero, 1.0)
 
 
 def copysign(input: Tensor, other) -> Tensor:
     """|input| with the sign of other (the sign bit: -0.0 counts as negative)."""
-    from .elementwise import where  # noqa: PLC0415
+    from .elementwise import _float_pair, where  # noqa: PLC0415
 
-    x = input if input.is_floating_point() else input.float()
-    o = other._data if isinstance(other, Tensor) else other
+    x, o = _float_pair(input, other)  # the result has both operands' common float dtype
+    o = o._data if isinstance(o, Tensor) else o
     return where(xp_of(x._data).signbit(o), -x.abs(), x.abs())
 
 
@@ -326,6 +347,7 @@ TENSOR_METHODS = {
     "deg2rad": deg2rad,
     "rad2deg": rad2deg,
     "sinc": sinc,
+    "angle": angle,
 }
 
 __all__ = [
@@ -351,4 +373,5 @@ __all__ = [
     "deg2rad",
     "rad2deg",
     "sinc",
+    "angle",
 ]

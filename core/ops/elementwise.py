@@ -59,6 +59,26 @@ def _floating(x) -> Tensor:
     return x if kind == "f" else x.to(_dtype.get_default_dtype())
 
 
+def _float_pair(input, other):
+    """The operands of a float-valued binary op (atan2, xlogy, copysign, ...): brought to
+    torch's common dtype, and to the default float dtype where that is an integer or bool
+    (so int8 with float16 is float16, int8 with int8 float32, as in torch)."""
+    a, b = _prep(input, other)
+    a = _floating(a) if isinstance(a, Tensor) else a
+    b = _floating(b) if isinstance(b, Tensor) else b
+    return a, b
+
+
+def _is_bool(x) -> bool:
+    return x._data.dtype == np.bool_ if isinstance(x, Tensor) else isinstance(x, bool)
+
+
+def _refuse_bools(a, b, kernel: str) -> None:
+    """torch has no bool kernel for these: two bools (a Python bool counts) are refused."""
+    if _is_bool(a) and _is_bool(b):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
+
+
 def _tensor_arg(x, fn: str, arg: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}(): argument '{arg}' must be Tensor, not {type(x).__name__}")
@@ -482,17 +502,17 @@ def add(input, other, *, alpha=1):
 
 
 def sub(input, other, *, alpha=1):
-    a, b = _prep(input, other)
-    if (
-        isinstance(a, Tensor)
-        and a._data.dtype == np.bool_
-        and isinstance(b, Tensor)
-        and b._data.dtype == np.bool_
-    ):
+    if _is_bool(input) and _is_bool(other):
         raise RuntimeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. Use the "
             "`^` or `logical_xor()` operator instead."
         )
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        )
+    a, b = _prep(input, other)
     return Sub.apply(a, b, alpha=alpha) if alpha != 1 else Sub.apply(a, b)
 
 
@@ -542,23 +562,29 @@ def _rounded_div(a, b, mode):
 
 
 def floor_divide(input, other):
+    _refuse_bools(input, other, "div_floor_cpu")
     a, b = _prep(input, other)
     return _rounded_div(a, b, "floor")
 
 
 def remainder(input, other):
+    _refuse_bools(input, other, "remainder_cpu")
     a, b = _prep(input, other)
     _check_int_zero(a, b)
     return Remainder.apply(a, b)
 
 
 def fmod(input, other):
+    _refuse_bools(input, other, "fmod_cpu")
     a, b = _prep(input, other)
     _check_int_zero(a, b)
     return Fmod.apply(a, b)
 
 
 def pow(input, exponent):  # noqa: A001 - torch's name
+    if isinstance(input, Tensor) and _is_bool(input) and isinstance(exponent, bool):
+        return input.clone() if exponent else input.new_ones(input.shape)  # stays bool
+    _refuse_bools(input, exponent, "pow")
     a, b = _prep(input, exponent)
     if (
         isinstance(a, Tensor)
@@ -603,27 +629,30 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
 def hypot(input: Tensor, other: Tensor) -> Tensor:
     _tensor_arg(input, "hypot", "input")
     _tensor_arg(other, "hypot", "other")
-    return Hypot.apply(*_prep(_floating(input), _floating(other)))
+    return Hypot.apply(*_float_pair(input, other))
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     _tensor_arg(input, "logaddexp", "input")
     _tensor_arg(other, "logaddexp", "other")
-    return Logaddexp.apply(*_prep(_floating(input), _floating(other)))
+    return Logaddexp.apply(*_float_pair(input, other))
 
 
 def xlogy(input, other) -> Tensor:
     """input * log(other), 0 where input is 0; either may be a Python number."""
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         raise TypeError("xlogy(): at least one of input and other must be a Tensor")
-    return Xlogy.apply(*_prep(input, other))
+    a, b = _float_pair(input, other)
+    # a Python number takes the tensor's dtype (its log would otherwise be a float64)
+    a = a if isinstance(a, Tensor) else b.new_tensor(a)
+    b = b if isinstance(b, Tensor) else a.new_tensor(b)
+    return Xlogy.apply(a, b)
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
     _tensor_arg(input, "atan2", "input")
     _tensor_arg(other, "atan2", "other")
-    a, b = _prep(_floating(input), _floating(other))
-    return Atan2.apply(a, b)
+    return Atan2.apply(*_float_pair(input, other))
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:

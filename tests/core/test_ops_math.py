@@ -654,3 +654,72 @@ def test_clone_is_a_copy():
     y[0] = 5.0
     assert x[0].item() == 1.0
     assert math.isclose(sg.tensor([3.0]).double().item(), 3.0)
+
+
+_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+_SCALARS = {"python int": 2, "python float": 2.5, "python bool": True}
+
+
+def _operand(lib, name):
+    if name in _SCALARS:
+        return _SCALARS[name]
+    values = [True, False, True] if name == "bool" else [1, 2, 3]
+    return lib.tensor(values, dtype=getattr(lib, name))
+
+
+def _outcome(lib, op, a, b):
+    try:
+        out = getattr(lib, op)(_operand(lib, a), _operand(lib, b))
+    except TypeError:  # (a Python number where a Tensor must be; torch words it its way)
+        return "TypeError", ""
+    except (RuntimeError, NotImplementedError) as exc:
+        return type(exc).__name__, str(exc)
+    return str(out.dtype).split(".")[-1], np.asarray(out.tolist(), dtype=float)
+
+
+@pytest.mark.parametrize(
+    "op",
+    ["add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "atan2", "xlogy",
+     "copysign", "logaddexp", "maximum", "fmax", "eq", "bitwise_and"],
+)  # fmt: skip
+def test_binary_ops_promote_and_refuse_like_torch(op):
+    """Every pair of dtypes and Python scalars: the same result dtype and values, or the
+    same refusal (sub with a bool, floor division and pow of two bools)."""
+    for a in _DTYPES:
+        for b in [*_DTYPES, *_SCALARS]:
+            ours, theirs = _outcome(sg, op, a, b), _outcome(torch, op, a, b)
+            if theirs[0] in ("TypeError", "RuntimeError", "NotImplementedError"):
+                if op == "logaddexp" and ours[0] not in (
+                    "TypeError",
+                    "RuntimeError",
+                    "NotImplementedError",
+                ):
+                    continue  # shardgrad computes these for integers too, in float32
+                assert ours == theirs, (op, a, b)
+                continue
+            assert ours[0] == theirs[0], (op, a, b, ours[0], theirs[0])
+            np.testing.assert_allclose(ours[1], theirs[1], rtol=2e-3, err_msg=f"{op} {a} {b}")
+
+
+@pytest.mark.parametrize(
+    "op",
+    ["erf", "erfc", "sinc", "logit", "angle", "exp", "log1p", "sigmoid", "lgamma", "digamma",
+     "i0", "erfinv", "deg2rad", "sign", "frac", "reciprocal", "rsqrt", "nan_to_num"],
+)  # fmt: skip
+def test_unary_ops_on_every_dtype_like_torch(op):
+    """Integer and bool inputs become the default float dtype (logit of a uint8 must not
+    wrap around in 1 - p), and float16 keeps its dtype with values computed as wide as
+    torch's (erf's rational approximation overflows in half precision)."""
+    for name in _DTYPES:
+        x = [True, False, True, True] if name == "bool" else [1, 0, 3, 2]
+        results = []
+        for lib in (sg, torch):
+            try:
+                out = getattr(lib, op)(lib.tensor(x, dtype=getattr(lib, name)))
+                results.append((str(out.dtype).split(".")[-1], out.tolist()))
+            except (RuntimeError, NotImplementedError, TypeError) as exc:
+                results.append((type(exc).__name__, None))
+        (ours, our_values), (theirs, their_values) = results
+        assert ours == theirs, (op, name)
+        if our_values is not None:
+            np.testing.assert_allclose(our_values, their_values, rtol=2e-3, err_msg=f"{op} {name}")
