@@ -48,7 +48,9 @@ def diff(
         length = out.shape[dim]
         if length == 0:
             break
-        out = out.narrow(dim, 1, length - 1) - out.narrow(dim, 0, length - 1)
+        later, earlier = out.narrow(dim, 1, length - 1), out.narrow(dim, 0, length - 1)
+        # a bool's difference is whether it changed (torch: logical_xor)
+        out = later.logical_xor(earlier) if out.dtype == _dtype.bool_ else later - earlier
     return out
 
 

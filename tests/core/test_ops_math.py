@@ -723,3 +723,10 @@ def test_unary_ops_on_every_dtype_like_torch(op):
         assert ours == theirs, (op, name)
         if our_values is not None:
             np.testing.assert_allclose(our_values, their_values, rtol=2e-3, err_msg=f"{op} {name}")
+
+
+def test_diff_of_bools_is_whether_they_changed():
+    x = [[True, False, False, True], [False, False, True, True]]
+    for n in (1, 2):
+        ours, theirs = sg.diff(sg.tensor(x), n=n, dim=1), torch.diff(torch.tensor(x), n=n, dim=1)
+        assert ours.dtype == sg.bool and ours.tolist() == theirs.tolist()
