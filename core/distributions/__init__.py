@@ -2,11 +2,15 @@
 
 Parameters, shapes, log_prob, entropy, means and variances follow torch's formulas (and its
 argument validation); draws come from shardgrad's seeded generators. See each module:
-`distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`.
+`distribution` (the base class and constraints), `univariate`, `multivariate`, `kl`,
+`correlation` (LKJCholesky, Wishart), `continuous_bernoulli`, and `constraint_registry`
+(biject_to, transform_to).
 """
 
 from . import constraint_registry, transforms, utils
 from .constraint_registry import biject_to, transform_to
+from .continuous_bernoulli import ContinuousBernoulli
+from .correlation import LKJCholesky, Wishart
 from .derived import (
     Binomial,
     Cauchy,
@@ -60,5 +64,6 @@ __all__ = [
     "Pareto", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull",
     "transforms", "LowRankMultivariateNormal", "MixtureSameFamily", "VonMises",
     "FisherSnedecor", "InverseGamma", "Kumaraswamy", "LogisticNormal", "utils",
-    "biject_to", "constraint_registry", "transform_to",
+    "biject_to", "constraint_registry", "transform_to", "ContinuousBernoulli", "LKJCholesky",
+    "Wishart",
 ]  # fmt: skip
