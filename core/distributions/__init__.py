@@ -8,6 +8,7 @@ argument validation); draws come from shardgrad's seeded generators. See each mo
 """
 
 from . import constraint_registry, transforms, utils
+from . import kl_families as _kl_families  # noqa: F401 - registers cross-family KLs
 from .constraint_registry import biject_to, transform_to
 from .continuous_bernoulli import ContinuousBernoulli
 from .correlation import LKJCholesky, Wishart
