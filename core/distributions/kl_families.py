@@ -1,10 +1,13 @@
 """KL divergences between different families, as torch registers them: closed forms where
 q's support holds p's, and infinity where p puts mass outside it (a Normal from a Gamma, an
-Exponential from a Uniform). Imported by the package for its registrations."""
+Exponential from a Uniform); and the low-rank normals', which keep to r x r solves where q
+is low-rank. Imported by the package for its registrations."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ..ops import gamma as _gamma
 from ..special import erf, xlogy
@@ -12,6 +15,8 @@ from ..tensor import Tensor
 from .continuous_bernoulli import ContinuousBernoulli
 from .derived import Binomial
 from .kl import _EULER, register_kl
+from .mixture import LowRankMultivariateNormal
+from .multivariate import MultivariateNormal, _batch_mahalanobis
 from .transformed import Gumbel, Pareto
 from .univariate import Bernoulli, Beta, Exponential, Gamma, Laplace, Normal, Poisson, Uniform
 
@@ -289,3 +294,66 @@ def _kl_uniform_pareto(p: Uniform, q: Pareto) -> Tensor:
     t2 = (_x_log_x(p.high) - _x_log_x(p.low) - width) / width
     result = t2 * (q.alpha + 1) - t1
     return result.masked_fill(p.low < q.scale, _INF)
+
+
+# ---------------------------------------------------------------- low-rank normals
+def _same_events(p, q) -> None:
+    if tuple(p.event_shape) != tuple(q.event_shape):
+        raise ValueError(
+            "KL-divergence between two (Low Rank) Multivariate Normals with different event "
+            "shapes cannot be computed"
+        )
+
+
+def _trace_xxt(x: Tensor) -> Tensor:
+    """tr(X X^T) = the squared Frobenius norm of each matrix of the batch."""
+    return x.pow(2).sum((-2, -1))
+
+
+def _gaussian_kl(log_det_q, log_det_p, trace, mahalanobis, n: int) -> Tensor:
+    return 0.5 * (log_det_q - log_det_p + trace + mahalanobis - n)
+
+
+@register_kl(LowRankMultivariateNormal, LowRankMultivariateNormal)
+def _kl_lowrank_lowrank(p: LowRankMultivariateNormal, q: LowRankMultivariateNormal) -> Tensor:
+    """tr(Sq^-1 Sp) with Sq^-1 = Dq^-1 - A^T A and Sp = Wp Wp^T + Dp, term by term."""
+    _same_events(p, q)
+    a = q._woodbury_factor()
+    trace = (
+        (p.cov_diag / q.cov_diag).sum(-1)
+        + _trace_xxt(p.cov_factor * q.cov_diag.rsqrt().unsqueeze(-1))
+        - _trace_xxt(a * p.cov_diag.sqrt().unsqueeze(-2))
+        - _trace_xxt(a @ p.cov_factor)
+    )
+    mahalanobis = q._mahalanobis(q.loc - p.loc)
+    return _gaussian_kl(q._log_det(), p._log_det(), trace, mahalanobis, p.event_shape[0])
+
+
+@register_kl(MultivariateNormal, LowRankMultivariateNormal)
+def _kl_mvn_lowrank(p: MultivariateNormal, q: LowRankMultivariateNormal) -> Tensor:
+    _same_events(p, q)
+    low = p._unbroadcasted_scale_tril
+    a = q._woodbury_factor()
+    trace = _trace_xxt(low * q.cov_diag.rsqrt().unsqueeze(-1)) - _trace_xxt(a @ low)
+    log_det_p = 2 * low.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    mahalanobis = q._mahalanobis(q.loc - p.loc)
+    return _gaussian_kl(q._log_det(), log_det_p, trace, mahalanobis, p.event_shape[0])
+
+
+@register_kl(LowRankMultivariateNormal, MultivariateNormal)
+def _kl_lowrank_mvn(p: LowRankMultivariateNormal, q: MultivariateNormal) -> Tensor:
+    from .. import linalg  # noqa: PLC0415
+
+    _same_events(p, q)
+    n = p.event_shape[0]
+    q_low = q._unbroadcasted_scale_tril
+    batch = tuple(np.broadcast_shapes(tuple(q_low.shape[:-2]), tuple(p.cov_factor.shape[:-2])))
+    q_low = q_low.expand(*batch, n, n)
+    factor = p.cov_factor.expand(*batch, n, p.cov_factor.shape[-1])
+    diag = p.cov_diag.sqrt().diag_embed().expand(*batch, n, n)
+    trace = _trace_xxt(linalg.solve_triangular(q_low, factor, upper=False)) + _trace_xxt(
+        linalg.solve_triangular(q_low, diag, upper=False)
+    )
+    log_det_q = 2 * q._unbroadcasted_scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    mahalanobis = _batch_mahalanobis(q._unbroadcasted_scale_tril, q.loc - p.loc)
+    return _gaussian_kl(log_det_q, p._log_det(), trace, mahalanobis, n)

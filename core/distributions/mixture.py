@@ -237,18 +237,25 @@ class LowRankMultivariateNormal(Distribution):
             + self.cov_diag.sqrt() * eps_d
         )
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        self._validate_sample(value)
-        diff = value - self.loc
-        # Woodbury: diff^T (W W^T + D)^-1 diff = |diff|_D^2 - |L_c^-1 W^T D^-1 diff|^2
+    def _mahalanobis(self, diff: Tensor) -> Tensor:
+        """diff^T (W W^T + D)^-1 diff by Woodbury: |diff|_D^2 - |L_c^-1 W^T D^-1 diff|^2."""
         scaled = diff / self.cov_diag
         plain = (diff * scaled).sum(-1)
         projected = self.cov_factor.mT @ scaled.unsqueeze(-1)
         batch = tuple(projected.shape[:-2])
         tril = self._capacitance_tril.expand(*batch, *self._capacitance_tril.shape[-2:])
         solved = linalg.solve_triangular(tril, projected, upper=False).squeeze(-1)
-        mahalanobis = plain - solved.pow(2).sum(-1)
+        return plain - solved.pow(2).sum(-1)
+
+    def _woodbury_factor(self) -> Tensor:
+        """A = L_c^-1 W^T D^-1 (r x n), so that (W W^T + D)^-1 = D^-1 - A^T A."""
+        wt_dinv = self.cov_factor.mT / self.cov_diag.unsqueeze(-2)
+        return linalg.solve_triangular(self._capacitance_tril, wt_dinv, upper=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
         n = self._event_shape[0]
+        mahalanobis = self._mahalanobis(value - self.loc)
         return -0.5 * (n * math.log(2 * math.pi) + self._log_det() + mahalanobis)
 
     def entropy(self) -> Tensor:
