@@ -19,7 +19,7 @@ from .univariate import Bernoulli, Categorical, Gamma, Normal, _LocationScale
 
 __all__ = [
     "Binomial", "Cauchy", "Chi2", "Geometric", "HalfNormal", "LogNormal", "Multinomial",
-    "OneHotCategorical", "StudentT",
+    "OneHotCategorical", "OneHotCategoricalStraightThrough", "StudentT",
 ]  # fmt: skip
 
 _LOG_2 = math.log(2.0)
@@ -320,7 +320,7 @@ class _CategoricalEvents(Distribution):
 class OneHotCategorical(_CategoricalEvents):
     """A Categorical draw as a one-hot vector (event shape (K,))."""
 
-    support = constraints.simplex
+    support = constraints.one_hot
 
     def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
         self._wrap(probs, logits, validate_args)
@@ -346,6 +346,21 @@ class OneHotCategorical(_CategoricalEvents):
 
     def entropy(self) -> Tensor:
         return self._categorical.entropy()
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """OneHotCategorical whose rsample passes gradients straight through (Bengio et al.,
+    2013): the value is a one-hot draw, the gradient that of the probabilities."""
+
+    has_rsample = True
+
+    def __repr__(self) -> str:
+        return "OneHotCategoricalStraightThrough()"
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        draws = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return draws + (probs - probs.detach())
 
 
 class Multinomial(_CategoricalEvents):

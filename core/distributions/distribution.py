@@ -304,6 +304,92 @@ class _Stack(Constraint):
         return "Stack()"
 
 
+class _IntegerGreaterThan(Constraint):
+    is_discrete = True
+
+    def __init__(self, lower_bound: int) -> None:
+        self.lower_bound = lower_bound
+
+    def check(self, value):
+        return (value % 1 == 0) & (value >= self.lower_bound)
+
+    def __repr__(self) -> str:
+        return f"IntegerGreaterThan(lower_bound={_bound(self.lower_bound)})"
+
+
+class _OneHot(Constraint):
+    is_discrete = True
+    event_dim = 1
+
+    def check(self, value):
+        binary = ((value == 0) | (value == 1)).all(axis=-1)
+        return binary & (value.sum(axis=-1) == 1)
+
+    def __repr__(self) -> str:
+        return "OneHot()"
+
+
+class _Multinomial(Constraint):
+    """Non-negative counts summing to at most `upper_bound`."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound: int) -> None:
+        self.upper_bound = upper_bound
+
+    def check(self, value):
+        return (value >= 0).all(axis=-1) & (value.sum(axis=-1) <= self.upper_bound)
+
+    def __repr__(self) -> str:
+        return "Multinomial()"
+
+
+class _Dependent(Constraint):
+    """A placeholder for a support that depends on other parameters: it cannot be
+    checked (torch's `constraints.dependent`)."""
+
+    def __init__(self, *, is_discrete=NotImplemented, event_dim=NotImplemented) -> None:
+        self._is_discrete, self._event_dim = is_discrete, event_dim
+
+    @property
+    def is_discrete(self):
+        if self._is_discrete is NotImplemented:
+            raise NotImplementedError(".is_discrete cannot be determined statically")
+        return self._is_discrete
+
+    @property
+    def event_dim(self):
+        if self._event_dim is NotImplemented:
+            raise NotImplementedError(".event_dim cannot be determined statically")
+        return self._event_dim
+
+    def __call__(self, *, is_discrete=NotImplemented, event_dim=NotImplemented):
+        return _Dependent(is_discrete=is_discrete, event_dim=event_dim)
+
+    def check(self, value):
+        raise ValueError("Cannot determine validity of dependent constraint")
+
+    def __repr__(self) -> str:
+        return "Dependent()"
+
+
+class _DependentProperty(property, _Dependent):
+    """A property of a distribution that is also a dependent constraint (a support that
+    depends on the parameters: `@constraints.dependent_property def support(self)`)."""
+
+    def __init__(self, fn=None, *, is_discrete=NotImplemented, event_dim=NotImplemented):
+        property.__init__(self, fn)
+        _Dependent.__init__(self, is_discrete=is_discrete, event_dim=event_dim)
+
+    def __call__(self, fn):
+        return _DependentProperty(fn, is_discrete=self._is_discrete, event_dim=self._event_dim)
+
+
+def _is_dependent(constraint) -> bool:
+    return isinstance(constraint, _Dependent)
+
+
 def _bound(b):
     if isinstance(b, Tensor):
         return float(b) if b.numel() == 1 else b
@@ -328,6 +414,14 @@ class constraints:  # noqa: N801 - torch's module name
     corr_cholesky = _CorrCholesky()
     cat = _Cat
     stack = _Stack
+    positive_integer = _IntegerGreaterThan(1)
+    integer_greater_than = _IntegerGreaterThan
+    one_hot = _OneHot()
+    multinomial = _Multinomial
+    dependent = _Dependent()
+    dependent_property = _DependentProperty
+    is_dependent = staticmethod(_is_dependent)
+    Constraint = Constraint
     unit_interval = _Interval(0.0, 1.0)
     boolean = _Boolean()
     nonnegative_integer = _NonNegativeInteger()

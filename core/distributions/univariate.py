@@ -21,6 +21,7 @@ from ..factory import arange
 from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..ops._special_more import gamma_sample_grad
+from ..ops.elementwise import where
 from ..ops.sampling import multinomial
 from ..special import xlogy
 from ..tensor import Size, Tensor
@@ -486,7 +487,86 @@ class Poisson(Distribution):
         return xlogy(value, rate) - rate - _gamma.lgamma(value + 1)
 
 
+class GeneralizedPareto(Distribution):
+    """The generalized Pareto distribution (the excesses over a high threshold): location,
+    scale and shape xi (`concentration`). xi = 0 is the exponential distribution, xi < 0 has
+    a finite upper end loc - scale / xi. Where xi is 0 the xi-formulas are 0/0, so they are
+    taken at a safe stand-in and the xi = 0 branch is chosen by `where`, as in torch."""
+
+    arg_constraints = {
+        "loc": constraints.real,
+        "scale": constraints.positive,
+        "concentration": constraints.real,
+    }
+    has_rsample = True
+
+    def __init__(self, loc, scale, concentration, validate_args: bool | None = None) -> None:
+        self.loc, self.scale, self.concentration = broadcast_all(loc, scale, concentration)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        upper = self.loc - self.scale / self.concentration
+        upper = upper.masked_fill(self.concentration >= 0, math.inf)
+        return constraints.interval(self.loc, upper)
+
+    def _zero_and_safe(self):
+        zero = self.concentration.abs() <= 1e-8  # torch.isclose(xi, 0) with its tolerances
+        return zero, self.concentration.masked_fill(zero, 1.0)
+
+    def _z(self, value: Tensor) -> Tensor:
+        return (value - self.loc) / self.scale
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        u = _noise(self.loc, shape, "uniform")
+        return self.icdf(u)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        z = self._z(value)
+        zero, safe = self._zero_and_safe()
+        y = 1 / safe + 1
+        nonzero = where(y == 0, y, y * (safe * z).log1p())
+        return -self.scale.log() - where(zero, z, nonzero)
+
+    def _log_survival(self, value: Tensor) -> Tensor:
+        z = self._z(value)
+        zero, safe = self._zero_and_safe()
+        return where(zero, -z, -(safe * z).log1p() / safe)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return -self._log_survival(value).expm1()
+
+    def icdf(self, value: Tensor) -> Tensor:
+        zero, safe = self._zero_and_safe()
+        log_survival = (-value).log1p()
+        standard = where(zero, -log_survival, (-safe * log_survival).expm1() / safe)
+        return self.loc + self.scale * standard
+
+    @property
+    def mean(self) -> Tensor:
+        valid = self.concentration < 1
+        safe = self.concentration.masked_fill(~valid, 0.5)
+        return where(valid, self.loc + self.scale / (1 - safe), math.nan)
+
+    @property
+    def variance(self) -> Tensor:
+        valid = self.concentration < 0.5
+        safe = self.concentration.masked_fill(~valid, 0.25)
+        result = self.scale.pow(2) / ((1 - safe).pow(2) * (1 - 2 * safe))
+        return where(valid, result, math.nan)
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    def entropy(self) -> Tensor:
+        return self.scale.log() + self.concentration + 1
+
+
 __all__ = [
-    "Bernoulli", "Beta", "Categorical", "Exponential", "Gamma", "Laplace", "Normal",
-    "Poisson", "Uniform",
+    "Bernoulli", "Beta", "Categorical", "Exponential", "Gamma", "GeneralizedPareto", "Laplace",
+    "Normal", "Poisson", "Uniform",
 ]  # fmt: skip
