@@ -22,6 +22,7 @@ from . import (
     lu_factorization,
     matrix_exponential,
     matrix_functions,
+    metadata,
     nn_ops,
     products,
     reduce,
@@ -47,6 +48,7 @@ from .join import *  # noqa: F403
 from .lu_factorization import *  # noqa: F403
 from .matrix_exponential import *  # noqa: F403
 from .matrix_functions import *  # noqa: F403
+from .metadata import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reduce import *  # noqa: F403
@@ -62,7 +64,7 @@ from .windows import *  # noqa: F403
 _FAMILIES = (
     elementwise, reduce, shape, join, sorting, products, indexing, convert, inplace, nn_ops,
     composite, sampling, matrix_functions, scans, arrangements, statistics, gamma, integer_float_bits,
-    index_reductions, lu_factorization, matrix_exponential, special_functions, calculus,
+    index_reductions, lu_factorization, matrix_exponential, special_functions, calculus, metadata,
 )  # fmt: skip
 for _family in _FAMILIES:
     install_methods(_family.TENSOR_METHODS)

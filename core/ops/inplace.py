@@ -509,6 +509,11 @@ _BINARY = (
     "le",
     "gt",
     "ge",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "not_equal",
 )
 _OPERATORS = {
     "__ipow__": "pow",
@@ -577,6 +582,16 @@ TENSOR_METHODS = {
     "rad2deg_": _function_inplace("composite", "rad2deg"),
     "hypot_": _function_inplace("elementwise", "hypot"),
     "xlogy_": _function_inplace("elementwise", "xlogy"),
+    "i0_": _function_inplace("special_functions", "i0"),
+    "igamma_": _function_inplace("special_functions", "gammainc"),
+    "igammac_": _function_inplace("special_functions", "gammaincc"),
+    "gcd_": _function_inplace("integer_float_bits", "gcd"),
+    "lcm_": _function_inplace("integer_float_bits", "lcm"),
+    "ldexp_": _function_inplace("integer_float_bits", "ldexp"),
+    "nextafter_": _function_inplace("integer_float_bits", "nextafter"),
+    "bitwise_left_shift_": _function_inplace("integer_float_bits", "bitwise_left_shift"),
+    "bitwise_right_shift_": _function_inplace("integer_float_bits", "bitwise_right_shift"),
+    "conj_physical_": lambda self: self,  # a real tensor is its own conjugate
 }
 
 __all__: list[str] = []
