@@ -126,6 +126,43 @@ def nonzero_static(self: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     return cat([found, pad])
 
 
+def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
+    """A view of `input`'s elements at offset + sum(i_k * stride_k), as torch.as_strided.
+
+    The elements are read in `input`'s contiguous order, which is torch's storage for a
+    contiguous tensor (the case as_strided is used for: sliding windows, overlapping
+    patches). It is computed as a gather, so it is differentiable, and positions read twice
+    sum their gradients, as torch's backward does."""
+    size, stride = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: {len(stride)} != {len(size)}")
+    # offsets count from the storage's start; `input` may itself start further in
+    start = input.storage_offset()
+    offset = 0 if storage_offset is None else int(storage_offset) - start
+    if offset < 0:
+        raise RuntimeError(
+            f"as_strided: storage offset {storage_offset} lies before this tensor's first "
+            f"element (offset {start}); call it on the base tensor"
+        )
+    xp = xp_of(input._data)
+    index = np.full(size, offset, dtype=np.int64)
+    for dim, (n, st) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[dim] = n
+        index = index + (np.arange(n, dtype=np.int64) * st).reshape(shape)
+    flat = input.reshape(-1)
+    needed = int(index.max()) + 1 if index.size else 0
+    if needed > flat.shape[0] or (index.size and int(index.min()) < 0):
+        raise RuntimeError(
+            f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
+            f"{offset + start} "
+            f"require a storage of {needed} elements, but it holds {flat.shape[0]}"
+        )
+    from .indexing import take  # noqa: PLC0415
+
+    return take(flat, Tensor._make(xp.asarray(index)))
+
+
 def _imag(self: Tensor):
     raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
 
@@ -149,6 +186,15 @@ TENSOR_METHODS = {
     "apply_": apply_,
     "map_": map_,
     "nonzero_static": nonzero_static,
+    "as_strided": as_strided,
+    "orgqr": lambda self, tau: __import__(
+        "shardgrad.ops.matrix_functions", fromlist=["householder_product"]
+    ).householder_product(self, tau),
+    "to_dense": lambda self, dtype=None, **kw: self if dtype is None else self.to(dtype),
+    "dim_order": lambda self: tuple(
+        int(i) for i in np.argsort([-s for s in self.stride()], kind="stable")
+    ),
+    "output_nr": property(lambda self: self._output_nr),
     "real": property(lambda self: self),
     "imag": property(_imag),
     "layout": property(lambda self: strided),
@@ -166,4 +212,4 @@ TENSOR_METHODS = {
     "is_mkldnn": property(_false),
 }
 
-__all__ = ["strided"]
+__all__ = ["as_strided", "strided"]

@@ -1,5 +1,5 @@
 """The Tensor API around shape and storage: in-place view ops, resize_, storage_offset, the
-legacy `new`, apply_/map_, nonzero_static, the constant flags, and the in-place aliases
+legacy `new`, apply_/map_, nonzero_static, as_strided, the constant flags, the in-place aliases
 (greater_, i0_, gcd_, ...), each against torch."""
 
 from __future__ import annotations
@@ -113,3 +113,38 @@ def test_integer_inplace_aliases_match_torch(name):
         getattr(x, name)(lib.tensor([8, 12, 1]))
         results.append(x.tolist())
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [((3, 4), (2, 1)), ((4, 3), (1, 2), 1), ((2, 2), (0, 1)), ((3,), (3,), 1), ((2, 3), (3, 1))],
+)
+def test_as_strided_matches_torch_with_overlapping_gradients(args):
+    """Windows that overlap (a position read twice sums its gradients), zero strides, and
+    offsets; also on a view that starts inside its base."""
+    x = np.arange(10.0)
+    results = []
+    for lib in (sg, torch):
+        t = lib.tensor(x, requires_grad=True)
+        y = lib.as_strided(t, *args)
+        weight = lib.tensor(np.arange(y.numel(), dtype=np.float64).reshape(tuple(y.shape)))
+        (y * weight).sum().backward()
+        view = lib.arange(10.0)[2:]
+        results.append((y.detach().numpy(), t.grad.numpy(), view.as_strided((2, 2), (1, 1))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert results[0][2].tolist() == results[1][2].tolist()
+    with pytest.raises(RuntimeError, match="storage"):
+        sg.ones(4).as_strided((3,), (2,))
+
+
+def test_orgqr_dim_order_and_dense():
+    a = np.random.default_rng(0).standard_normal((4, 3))
+    for lib in (sg, torch):
+        h, tau = lib.geqrf(lib.tensor(a))
+        q = h.orgqr(tau)
+        np.testing.assert_allclose(
+            q.numpy(), torch.linalg.qr(torch.tensor(a)).Q.numpy(), atol=1e-12
+        )
+        assert lib.ones(2, 3).t().dim_order() == (1, 0) and lib.ones(2, 3).dim_order() == (0, 1)
+        assert lib.ones(2).to_dense().tolist() == [1.0, 1.0]
