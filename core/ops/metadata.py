@@ -1,7 +1,7 @@
 """The rest of torch's Tensor API that concerns a tensor's shape and storage rather than its
 values: the in-place view ops (unsqueeze_, squeeze_, t_, transpose_, swapaxes_), resize_,
-storage_offset, the legacy `new`, `apply_` and `map_`, and the flags that are constant for
-shardgrad's dense, real, unquantized, unpinned tensors.
+storage_offset, as_strided, the legacy `new`, `apply_` and `map_`, and the flags that are
+constant for shardgrad's dense, real, unquantized, unpinned tensors.
 
 An in-place view op changes the tensor's shape in place and bumps its version, so a node
 that saved the tensor before refuses to run on the changed one, as in torch. On a tensor
