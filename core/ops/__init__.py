@@ -33,6 +33,7 @@ from . import (
     special_functions,
     statistics,
     torch_functions,
+    torch_namespace,
     windows,
 )
 from .arrangements import *  # noqa: F403
@@ -59,6 +60,7 @@ from .sorting import *  # noqa: F403
 from .special_functions import *  # noqa: F403
 from .statistics import *  # noqa: F403
 from .torch_functions import *  # noqa: F403
+from .torch_namespace import *  # noqa: F403
 from .windows import *  # noqa: F403
 
 _FAMILIES = (
