@@ -117,6 +117,8 @@ _REUSED = (
     "test_special_more",
     "test_distributions",
     "test_distributions_rsample",
+    "test_distributions_kl_families",
+    "test_distributions_matrix",
     "test_distributions_transformed",
     "test_nn_layers",
     "test_nn_grid_sample",

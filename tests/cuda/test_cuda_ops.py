@@ -3,7 +3,11 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 
 from __future__ import annotations
 
+import pytest
+
 import test_distributions as distribution_tests
+import test_distributions_kl_families as kl_family_tests
+import test_distributions_matrix as matrix_distribution_tests
 import test_distributions_rsample as rsample_tests
 import test_distributions_transformed as transformed_tests
 import test_linalg as linalg_tests
@@ -108,3 +112,14 @@ test_gamma_rsample = on_target(rsample_tests.test_gamma_rsample_is_unbiased)
 test_beta_dirichlet_rsample = on_target(rsample_tests.test_beta_and_dirichlet_rsample_are_unbiased)
 test_derived_rsample = on_target(rsample_tests.test_derived_rsamples_carry_gradients)
 test_clamped_draws = on_target(rsample_tests.test_draws_clamped_away_from_zero_keep_their_gradient)
+test_cross_family_kl = on_target(kl_family_tests.test_cross_family_kl_matches_torch)
+test_low_rank_kl = on_target(kl_family_tests.test_low_rank_normal_kl_matches_torch)
+test_continuous_bernoulli = on_target(
+    matrix_distribution_tests.test_continuous_bernoulli_matches_torch
+)
+test_lkj_cholesky = on_target(
+    matrix_distribution_tests.test_lkj_cholesky_matches_torch_and_draws_correlations
+)
+test_wishart = pytest.mark.filterwarnings("ignore:Singular sample:UserWarning")(
+    on_target(matrix_distribution_tests.test_wishart_matches_torch)
+)
