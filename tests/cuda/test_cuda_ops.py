@@ -4,7 +4,6 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 from __future__ import annotations
 
 import pytest
-
 import test_distributions as distribution_tests
 import test_distributions_kl_families as kl_family_tests
 import test_distributions_matrix as matrix_distribution_tests
