@@ -250,15 +250,11 @@ class _CorrCholesky(_LowerCholesky):
         return "CorrCholesky()"
 
 
-class _Cat(Constraint):
-    """Constraints applied to consecutive pieces of `lengths` along `dim`."""
+class _Joined(Constraint):
+    """Constraints on pieces of a value along `dim` (cat, stack): discrete if any piece is,
+    with the largest event of the pieces."""
 
-    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
-        self.cseq = list(cseq)
-        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
-        if len(self.lengths) != len(self.cseq):
-            raise ValueError("cat: one length per constraint")
-        self.dim = dim
+    cseq: list
 
     @property
     def is_discrete(self) -> bool:
@@ -267,6 +263,17 @@ class _Cat(Constraint):
     @property
     def event_dim(self) -> int:
         return max(c.event_dim for c in self.cseq)
+
+
+class _Cat(_Joined):
+    """Constraints applied to consecutive pieces of `lengths` along `dim`."""
+
+    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
+        self.cseq = list(cseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
+        if len(self.lengths) != len(self.cseq):
+            raise ValueError("cat: one length per constraint")
+        self.dim = dim
 
     def check(self, value):
         xp = xp_of(value)
@@ -281,19 +288,11 @@ class _Cat(Constraint):
         return "Cat()"
 
 
-class _Stack(Constraint):
+class _Stack(_Joined):
     """One constraint per index along `dim`."""
 
     def __init__(self, cseq, dim: int = 0) -> None:
         self.cseq, self.dim = list(cseq), dim
-
-    @property
-    def is_discrete(self) -> bool:
-        return any(c.is_discrete for c in self.cseq)
-
-    @property
-    def event_dim(self) -> int:
-        return max(c.event_dim for c in self.cseq)
 
     def check(self, value):
         xp = xp_of(value)
