@@ -17,6 +17,7 @@ chi-squared(df - i) square roots on its diagonal and standard normals below it.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -106,7 +107,12 @@ class Wishart(Distribution):
         scale_tril: Tensor | None = None,
         validate_args=None,
     ) -> None:
-        given = [(n, m) for n, m in (("scale_tril", scale_tril), ("covariance_matrix", covariance_matrix), ("precision_matrix", precision_matrix)) if m is not None]  # fmt: skip
+        candidates = (
+            ("scale_tril", scale_tril),
+            ("covariance_matrix", covariance_matrix),
+            ("precision_matrix", precision_matrix),
+        )
+        given = [(n, m) for n, m in candidates if m is not None]
         if len(given) != 1:
             raise ValueError(
                 "Exactly one of covariance_matrix or precision_matrix or scale_tril may be "
@@ -140,8 +146,6 @@ class Wishart(Distribution):
         else:
             self._unbroadcasted_scale_tril = _precision_to_scale_tril(matrix)
         if bool((self.df < p).any()):
-            import warnings  # noqa: PLC0415
-
             warnings.warn(
                 "Low df values detected. Singular samples are highly likely to occur for "
                 "ndim - 1 < df < ndim.",

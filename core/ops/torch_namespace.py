@@ -74,7 +74,7 @@ def adaptive_max_pool1d(input: Tensor, output_size) -> tuple:
 
 def batch_norm(
     input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled=True
-):  # noqa: E501
+):
     """torch.batch_norm: weight and bias before the running statistics."""
     return _f().batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
@@ -89,7 +89,7 @@ def instance_norm(
     momentum,
     eps,
     cudnn_enabled=True,
-):  # noqa: E501
+):
     return _f().instance_norm(
         input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps
     )
@@ -101,7 +101,7 @@ def embedding(
     padding_idx: int = -1,
     scale_grad_by_freq: bool = False,
     sparse: bool = False,
-) -> Tensor:  # noqa: E501
+) -> Tensor:
     """torch.embedding: the weight first, and -1 for no padding index."""
     pad = None if padding_idx == -1 else padding_idx
     return _f().embedding(indices, weight, pad, scale_grad_by_freq=scale_grad_by_freq)
@@ -157,7 +157,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction=1):
 
 def triplet_margin_loss(
     anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction=1
-):  # noqa: E501
+):
     return _f().triplet_margin_loss(
         anchor, positive, negative, margin=margin, p=p, eps=eps, swap=swap,
         reduction=_reduction(reduction),
@@ -166,7 +166,7 @@ def triplet_margin_loss(
 
 def ctc_loss(
     log_probs, targets, input_lengths, target_lengths, blank=0, reduction=1, zero_infinity=False
-):  # noqa: E501
+):
     return _f().ctc_loss(
         log_probs, targets, input_lengths, target_lengths, blank=blank,
         reduction=_reduction(reduction), zero_infinity=zero_infinity,
@@ -290,7 +290,7 @@ def get_num_interop_threads() -> int:
 
 def frombuffer(
     buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad: bool = False
-) -> Tensor:  # noqa: E501
+) -> Tensor:
     """A 1-D tensor sharing the memory of a Python buffer (bytes, bytearray, memoryview)."""
     array = np.frombuffer(buffer, dtype=_dtype.to_np(dtype), count=count, offset=offset)
     out = Tensor._make(array)
