@@ -24,7 +24,7 @@ from .derived import (
     OneHotCategoricalStraightThrough,
     StudentT,
 )
-from .distribution import Distribution, constraints
+from .distribution import Distribution, ExponentialFamily, constraints
 from .kl import kl_divergence, register_kl
 from .mixture import LowRankMultivariateNormal, MixtureSameFamily, VonMises
 from .multivariate import Dirichlet, Independent, MultivariateNormal
@@ -82,7 +82,8 @@ from .univariate import (
 __all__ = [
     "Binomial", "Cauchy", "Chi2", "Geometric", "HalfNormal", "LogNormal", "Multinomial",
     "OneHotCategorical", "StudentT",
-    "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Exponential", "Gamma",
+    "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Exponential",
+    "ExponentialFamily", "Gamma",
     "Independent", "Laplace", "MultivariateNormal", "Normal", "Poisson", "Uniform",
     "constraints", "kl_divergence", "register_kl",
     "ExpRelaxedCategorical", "Gumbel", "HalfCauchy", "LogitRelaxedBernoulli", "NegativeBinomial",

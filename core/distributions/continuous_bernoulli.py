@@ -16,14 +16,14 @@ import numpy as np
 from ..nn import functional as F
 from ..ops.elementwise import where
 from ..tensor import Tensor
-from .distribution import Distribution, _noise, broadcast_all, constraints
+from .distribution import ExponentialFamily, _noise, broadcast_all, constraints
 from .univariate import _probs_or_logits, binary_parameter
 from .utils import clamp_probs
 
 __all__ = ["ContinuousBernoulli"]
 
 
-class ContinuousBernoulli(Distribution):
+class ContinuousBernoulli(ExponentialFamily):
     support = constraints.unit_interval
     has_rsample = True
 
@@ -52,7 +52,7 @@ class ContinuousBernoulli(Distribution):
         """probs, or the lower edge of the unstable region inside it."""
         return where(self._outside(), self.probs, self._lims[0] * self.probs.new_ones(()))
 
-    def _log_normalizer(self) -> Tensor:
+    def _cont_bern_log_norm(self) -> Tensor:
         """log C(p), with C(p) = log((1 - p) / p) / (1 - 2p) written as |log1p(-p) - log p| /
         |1 - 2p| on the side of 1/2 that p is on."""
         cut = self._cut_probs()
@@ -100,7 +100,7 @@ class ContinuousBernoulli(Distribution):
         logits, value = broadcast_all(self.logits, value)
         return (
             -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
-            + self._log_normalizer()
+            + self._cont_bern_log_norm()
         )
 
     def cdf(self, value: Tensor) -> Tensor:
@@ -120,8 +120,23 @@ class ContinuousBernoulli(Distribution):
 
     def entropy(self) -> Tensor:
         log_p0, log_p1 = self.probs.neg().log1p(), self.probs.log()
-        return self.mean * (log_p0 - log_p1) - self._log_normalizer() - log_p0
+        return self.mean * (log_p0 - log_p1) - self._cont_bern_log_norm() - log_p0
 
     @property
     def param_shape(self):
         return self.batch_shape
+
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.logits,)
+
+    def _log_normalizer(self, x) -> Tensor:
+        """log C as a function of the logits, with the same unstable region (in logits,
+        lims - 1/2) and its Taylor expansion there, as torch."""
+        outside = (x <= self._lims[0] - 0.5) | (x >= self._lims[1] - 0.5)
+        cut = where(outside, x, (self._lims[0] - 0.5) * x.new_ones(()))
+        closed = (cut.exp() - 1).abs().log() - cut.abs().log()
+        taylor = 0.5 * x + x.pow(2) / 24.0 - x.pow(4) / 2880.0
+        return where(outside, closed, taylor)

@@ -15,7 +15,7 @@ from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..tensor import Tensor
 from .distribution import Distribution, _noise, _shape, broadcast_all, constraints
-from .univariate import Bernoulli, Categorical, Gamma, Normal, _LocationScale
+from .univariate import Categorical, Gamma, Normal, _BinaryTrials, _LocationScale
 
 __all__ = [
     "Binomial", "Cauchy", "Chi2", "Geometric", "HalfNormal", "LogNormal", "Multinomial",
@@ -206,7 +206,7 @@ class Chi2(Gamma):
 
 
 # ================================================================ discrete
-class Geometric(Bernoulli):
+class Geometric(_BinaryTrials):
     """The number of failures before the first success of Bernoulli(probs) trials."""
 
     support = constraints.nonnegative_integer
@@ -248,7 +248,7 @@ def _clamp_by_zero(x: Tensor) -> Tensor:
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class Binomial(Bernoulli):
+class Binomial(_BinaryTrials):
     """The number of successes in total_count Bernoulli(probs) trials."""
 
     def __init__(
@@ -275,6 +275,10 @@ class Binomial(Bernoulli):
     @property
     def mean(self) -> Tensor:
         return self.total_count * self.probs
+
+    @property
+    def mode(self) -> Tensor:
+        return ((self.total_count + 1) * self.probs).floor().clamp(max=self.total_count)
 
     @property
     def variance(self) -> Tensor:

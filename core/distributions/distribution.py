@@ -18,7 +18,7 @@ from ..backend import xp_of
 from ..factory import tensor
 from ..tensor import Size, Tensor
 
-__all__ = ["Distribution"]
+__all__ = ["Distribution", "ExponentialFamily"]
 
 
 # ================================================================ constraints
@@ -581,6 +581,39 @@ class Distribution:
             v = self.__dict__[k]
             parts.append(f"{k}: {float(v) if v.numel() == 1 else v.shape}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class ExponentialFamily(Distribution):
+    """A family with density h(x) exp(<t(x), theta> - F(theta)): a subclass gives its
+    natural parameters theta (`_natural_params`), the log normaliser F (`_log_normalizer`)
+    and E[log h(x)] (`_mean_carrier_measure`), and gets the entropy as a Bregman divergence,
+    F(theta) - <theta, grad F(theta)> - E[log h], with grad F by autograd (and the KL
+    divergence between two members of one family the same way; see kl.py)."""
+
+    @property
+    def _natural_params(self) -> tuple:
+        raise NotImplementedError
+
+    def _log_normalizer(self, *natural_params) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def _mean_carrier_measure(self):
+        raise NotImplementedError
+
+    def entropy(self) -> Tensor:
+        from ..autograd import grad  # noqa: PLC0415
+
+        result = -self._mean_carrier_measure
+        params = [p.detach().requires_grad_() for p in self._natural_params]
+        with grad_mode.enable_grad():
+            log_normalizer = self._log_normalizer(*params)
+            gradients = grad(log_normalizer.sum(), params, create_graph=True)
+        result = result + log_normalizer
+        for param, gradient in zip(params, gradients):
+            term = param * gradient
+            result = result - term.reshape(*self._batch_shape, -1).sum(-1)
+        return result
 
 
 def _host(array) -> np.ndarray:

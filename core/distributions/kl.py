@@ -11,7 +11,7 @@ from ..nn import functional as F
 from ..ops import gamma as _gamma
 from ..tensor import Tensor
 from .derived import Binomial, Cauchy, Geometric, HalfNormal, OneHotCategorical
-from .distribution import Distribution
+from .distribution import Distribution, ExponentialFamily
 from .multivariate import Dirichlet, Independent, MultivariateNormal, _batch_mahalanobis
 from .transformed import Gumbel, Pareto, TransformedDistribution
 from .univariate import (
@@ -51,6 +51,30 @@ def kl_divergence(p: Distribution, q: Distribution) -> Tensor:
     # the most specific registered pair: one whose types are subclasses of every other's
     best = min(matches, key=lambda pair: (len(pair[0].__mro__) * -1, len(pair[1].__mro__) * -1))
     return _KL_REGISTRY[best](p, q)
+
+
+@register_kl(ExponentialFamily, ExponentialFamily)
+def _kl_exponential_family(p: ExponentialFamily, q: ExponentialFamily) -> Tensor:
+    """Between two members of one exponential family, the Bregman divergence of the log
+    normaliser: F(theta_q) - F(theta_p) - <theta_q - theta_p, grad F(theta_p)>."""
+    from ..autograd import grad, grad_mode  # noqa: PLC0415
+
+    if type(p) is not type(q):
+        raise NotImplementedError(
+            "The cross KL-divergence between different exponential families cannot be "
+            "computed using Bregman divergences"
+        )
+    p_params = [t.detach().requires_grad_() for t in p._natural_params]
+    q_params = q._natural_params
+    with grad_mode.enable_grad():
+        log_normalizer = p._log_normalizer(*p_params)
+        gradients = grad(log_normalizer.sum(), p_params, create_graph=True)
+    result = q._log_normalizer(*q_params) - log_normalizer
+    n = len(q.event_shape)
+    for p_param, q_param, gradient in zip(p_params, q_params, gradients):
+        term = (q_param - p_param) * gradient
+        result = result - (term.reshape(*term.shape[: term.ndim - n], -1).sum(-1) if n else term)
+    return result
 
 
 @register_kl(Normal, Normal)

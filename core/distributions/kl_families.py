@@ -61,7 +61,7 @@ def _beta_mean(p: Beta) -> Tensor:
 
 @register_kl(Beta, ContinuousBernoulli)
 def _kl_beta_continuous_bernoulli(p: Beta, q: ContinuousBernoulli) -> Tensor:
-    return -p.entropy() - _beta_mean(p) * q.logits - (-q.probs).log1p() - q._log_normalizer()
+    return -p.entropy() - _beta_mean(p) * q.logits - (-q.probs).log1p() - q._cont_bern_log_norm()
 
 
 @register_kl(Beta, Exponential)
@@ -97,8 +97,8 @@ def _kl_beta_uniform(p: Beta, q: Uniform) -> Tensor:
 @register_kl(ContinuousBernoulli, ContinuousBernoulli)
 def _kl_cb_cb(p: ContinuousBernoulli, q: ContinuousBernoulli) -> Tensor:
     t1 = p.mean * (p.logits - q.logits)
-    t2 = p._log_normalizer() + (-p.probs).log1p()
-    t3 = -q._log_normalizer() - (-q.probs).log1p()
+    t2 = p._cont_bern_log_norm() + (-p.probs).log1p()
+    t3 = -q._cont_bern_log_norm() - (-q.probs).log1p()
     return t1 + t2 + t3
 
 
@@ -250,7 +250,7 @@ def _kl_uniform_beta(p: Uniform, q: Beta) -> Tensor:
 
 @register_kl(Uniform, ContinuousBernoulli)
 def _kl_uniform_cb(p: Uniform, q: ContinuousBernoulli) -> Tensor:
-    result = -p.entropy() - p.mean * q.logits - (-q.probs).log1p() - q._log_normalizer()
+    result = -p.entropy() - p.mean * q.logits - (-q.probs).log1p() - q._cont_bern_log_norm()
     return result.masked_fill((p.high >= 1) | (p.low <= 0), _INF)
 
 

@@ -13,7 +13,7 @@ from ..factory import eye
 from ..ops import gamma as _gamma
 from ..special import xlogy
 from ..tensor import Tensor
-from .distribution import Distribution, _noise, clamp_value, constraints
+from .distribution import Distribution, ExponentialFamily, _noise, clamp_value, constraints
 from .univariate import Gamma
 
 
@@ -132,7 +132,7 @@ def _precision_to_scale_tril(p: Tensor) -> Tensor:
     return linalg.solve_triangular(l_inv, identity, upper=False)
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.positive}
     support = constraints.simplex
     has_rsample = True
@@ -175,6 +175,13 @@ class Dirichlet(Distribution):
             - (k - a0) * _gamma.digamma(a0)
             - ((a - 1.0) * _gamma.digamma(a)).sum(-1)
         )
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.concentration,)
+
+    def _log_normalizer(self, x) -> Tensor:
+        return _gamma.lgamma(x).sum(-1) - _gamma.lgamma(x.sum(-1))
 
 
 class Independent(Distribution):

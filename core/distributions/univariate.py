@@ -27,6 +27,7 @@ from ..special import xlogy
 from ..tensor import Size, Tensor
 from .distribution import (
     Distribution,
+    ExponentialFamily,
     _noise,
     _shape,
     broadcast_all,
@@ -63,7 +64,7 @@ class _LocationScale(Distribution):
         return self.loc
 
 
-class Normal(_LocationScale):
+class Normal(_LocationScale, ExponentialFamily):
     @property
     def stddev(self) -> Tensor:
         return self.scale
@@ -90,6 +91,15 @@ class Normal(_LocationScale):
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
+
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y) -> Tensor:
+        return -0.25 * x.pow(2) / y + 0.5 * (-math.pi / y).log()
 
 
 class Uniform(Distribution):
@@ -137,7 +147,7 @@ class Uniform(Distribution):
         return (self.high - self.low).log()
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
     arg_constraints = {"rate": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
@@ -171,6 +181,15 @@ class Exponential(Distribution):
 
     def entropy(self) -> Tensor:
         return 1.0 - self.rate.log()
+
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (-self.rate,)
+
+    def _log_normalizer(self, x) -> Tensor:
+        return -(-x).log()
 
 
 class Laplace(_LocationScale):
@@ -216,7 +235,7 @@ class _StandardGamma(Op):
         return g * Tensor._make(gamma_sample_grad(a._data, x._data))
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
     """Gamma(concentration, rate): density rate^a x^(a-1) e^(-rate x) / Gamma(a)."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
@@ -260,8 +279,17 @@ class Gamma(Distribution):
         a = self.concentration
         return a - self.rate.log() + _gamma.lgamma(a) + (1.0 - a) * _gamma.digamma(a)
 
+    _mean_carrier_measure = 0
 
-class Beta(Distribution):
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.concentration - 1, -self.rate)
+
+    def _log_normalizer(self, x, y) -> Tensor:
+        return _gamma.lgamma(x + 1) + (x + 1) * (-y.reciprocal()).log()
+
+
+class Beta(ExponentialFamily):
     arg_constraints = {
         "concentration1": constraints.positive,
         "concentration0": constraints.positive,
@@ -325,11 +353,17 @@ def _probs_or_logits(probs, logits) -> None:
     if (probs is None) == (logits is None):
         raise ValueError("Either `probs` or `logits` must be specified, but not both.")
 
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.concentration1, self.concentration0)
 
-class Bernoulli(Distribution):
-    """1 with probability probs (or sigmoid(logits)), else 0."""
+    def _log_normalizer(self, x, y) -> Tensor:
+        return _gamma.lgamma(x) + _gamma.lgamma(y) - _gamma.lgamma(x + y)
 
-    support = constraints.boolean
+
+class _BinaryTrials(Distribution):
+    """One success probability, given as probs or as logits (the other derived when read):
+    the parameter of Bernoulli, Geometric and Binomial."""
 
     def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
         _probs_or_logits(probs, logits)
@@ -345,6 +379,12 @@ class Bernoulli(Distribution):
 
     def __getattr__(self, name: str):
         return binary_parameter(self, name)
+
+
+class Bernoulli(_BinaryTrials, ExponentialFamily):
+    """1 with probability probs (or sigmoid(logits)), else 0."""
+
+    support = constraints.boolean
 
     @property
     def mean(self) -> Tensor:
@@ -371,6 +411,15 @@ class Bernoulli(Distribution):
 
     def entropy(self) -> Tensor:
         return F.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return ((self.probs / (1 - self.probs)).log(),)
+
+    def _log_normalizer(self, x) -> Tensor:
+        return x.exp().log1p()
 
 
 class Categorical(Distribution):
@@ -456,7 +505,7 @@ def broadcast_all_int(value: Tensor, log_pmf: Tensor) -> tuple[Tensor, Tensor]:
     return value.expand(*batch, 1), log_pmf.expand(*batch, log_pmf.shape[-1])
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     arg_constraints = {"rate": constraints.nonnegative}
     support = constraints.nonnegative_integer
 
@@ -485,6 +534,13 @@ class Poisson(Distribution):
         self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value)
         return xlogy(value, rate) - rate - _gamma.lgamma(value + 1)
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.rate.log(),)
+
+    def _log_normalizer(self, x) -> Tensor:
+        return x.exp()
 
 
 class GeneralizedPareto(Distribution):
