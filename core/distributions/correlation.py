@@ -27,7 +27,7 @@ from ..ops import gamma as _gamma
 from ..ops.matrix_functions import cholesky_inverse, cholesky_solve
 from ..tensor import Size, Tensor
 from .derived import Chi2
-from .distribution import Distribution, _noise, broadcast_all, constraints
+from .distribution import Distribution, ExponentialFamily, _noise, broadcast_all, constraints
 from .multivariate import _precision_to_scale_tril
 from .univariate import Beta
 
@@ -89,7 +89,7 @@ def _prepend_zero(offset: Tensor) -> Tensor:
     return cat([offset.new_zeros(1), offset])
 
 
-class Wishart(Distribution):
+class Wishart(ExponentialFamily):
     arg_constraints = {
         "covariance_matrix": constraints.positive_definite,
         "precision_matrix": constraints.positive_definite,
@@ -207,6 +207,20 @@ class Wishart(Distribution):
             - _gamma.mvlgamma(nu / 2, p)
             + (nu - p - 1) / 2 * linalg.slogdet(value).logabsdet
             - trace / 2
+        )
+
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        p = self._event_shape[-1]
+        return -self.precision_matrix / 2, (self.df - p - 1) / 2
+
+    def _log_normalizer(self, x, y) -> Tensor:
+        p = self._event_shape[-1]
+        log_det = linalg.slogdet(-2 * x).logabsdet
+        return (y + (p + 1) / 2) * (-log_det + math.log(2.0) * p) + _gamma.mvlgamma(
+            y + (p + 1) / 2, p
         )
 
     def entropy(self) -> Tensor:
