@@ -118,6 +118,14 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     return _nn.log_softmax(input, dim, dtype)
 
 
+from .ops.bessel_k import (  # noqa: E402
+    modified_bessel_i0,
+    modified_bessel_i1,
+    modified_bessel_k0,
+    modified_bessel_k1,
+    scaled_modified_bessel_k0,
+    scaled_modified_bessel_k1,
+)
 from .ops.orthogonal_polynomials import (  # noqa: E402
     chebyshev_polynomial_t,
     chebyshev_polynomial_u,
@@ -146,6 +154,8 @@ from .ops.special_functions import (  # noqa: E402 - grouped with the names they
 )
 
 __all__ = [
+    "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
+    "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
     "chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v",
     "chebyshev_polynomial_w", "shifted_chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u",
     "shifted_chebyshev_polynomial_v", "shifted_chebyshev_polynomial_w", "hermite_polynomial_h",
