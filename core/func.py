@@ -244,6 +244,7 @@ def _jvp_fn(func: Callable, primals: tuple, has_aux: bool):
         found = [j if j is not None else o.new_zeros(o.shape) for j, o in zip(jv, outs)]
         return rebuild_out(found if connected else [j.detach() for j in found])
 
+    apply.depends = bool(pairs)
     if not connected:
         value = rebuild_out([o.detach() for o in outs])
     return value, apply, aux
@@ -255,6 +256,10 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
     costs about two backward passes rather than one forward pass."""
     _check_jvp_args(primals, tangents)
     value, apply, aux = _jvp_fn(func, primals, has_aux)
+    if strict and not apply.depends:
+        raise RuntimeError(
+            "jvp(f, primals, tangents, strict=True): the output of f does not depend on its inputs"
+        )
     out = apply(*tangents)
     return (value, out, aux) if has_aux else (value, out)
 

@@ -178,3 +178,5 @@ def test_jvp_errors_and_outputs_that_ignore_the_input():
         sg.func.jvp(lambda a: a * 2, (x,), (sg.tensor([1.0]),))
     _, out = sg.func.jvp(lambda a: sg.ones(3), (x,), (x,))
     assert out.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="does not depend"):
+        sg.func.jvp(lambda a: sg.ones(3), (x,), (x,), strict=True)
