@@ -103,36 +103,25 @@ def _chebyshev(kind: str, x, n, shifted: bool) -> Tensor:
     return _finish(value, n, xp, dtype)
 
 
-def chebyshev_polynomial_t(input, n) -> Tensor:
-    return _chebyshev("t", input, n, shifted=False)
+def _chebyshev_function(kind: str, shifted: bool):
+    name = f"{'shifted_' if shifted else ''}chebyshev_polynomial_{kind}"
+
+    def polynomial(input, n) -> Tensor:
+        return _chebyshev(kind, input, n, shifted)
+
+    polynomial.__name__ = polynomial.__qualname__ = name
+    polynomial.__doc__ = f"torch.special.{name}(input, n)."
+    return polynomial
 
 
-def chebyshev_polynomial_u(input, n) -> Tensor:
-    return _chebyshev("u", input, n, shifted=False)
-
-
-def chebyshev_polynomial_v(input, n) -> Tensor:
-    return _chebyshev("v", input, n, shifted=False)
-
-
-def chebyshev_polynomial_w(input, n) -> Tensor:
-    return _chebyshev("w", input, n, shifted=False)
-
-
-def shifted_chebyshev_polynomial_t(input, n) -> Tensor:
-    return _chebyshev("t", input, n, shifted=True)
-
-
-def shifted_chebyshev_polynomial_u(input, n) -> Tensor:
-    return _chebyshev("u", input, n, shifted=True)
-
-
-def shifted_chebyshev_polynomial_v(input, n) -> Tensor:
-    return _chebyshev("v", input, n, shifted=True)
-
-
-def shifted_chebyshev_polynomial_w(input, n) -> Tensor:
-    return _chebyshev("w", input, n, shifted=True)
+chebyshev_polynomial_t = _chebyshev_function("t", shifted=False)
+chebyshev_polynomial_u = _chebyshev_function("u", shifted=False)
+chebyshev_polynomial_v = _chebyshev_function("v", shifted=False)
+chebyshev_polynomial_w = _chebyshev_function("w", shifted=False)
+shifted_chebyshev_polynomial_t = _chebyshev_function("t", shifted=True)
+shifted_chebyshev_polynomial_u = _chebyshev_function("u", shifted=True)
+shifted_chebyshev_polynomial_v = _chebyshev_function("v", shifted=True)
+shifted_chebyshev_polynomial_w = _chebyshev_function("w", shifted=True)
 
 
 # torch gives up (nan) beyond these degrees of the Hermite polynomials
