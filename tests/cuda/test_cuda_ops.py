@@ -4,6 +4,8 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 from __future__ import annotations
 
 import pytest
+import test_bessel_jy as bessel_jy_tests
+import test_bessel_k as bessel_k_tests
 import test_distributions as distribution_tests
 import test_distributions_kl_families as kl_family_tests
 import test_distributions_matrix as matrix_distribution_tests
@@ -17,6 +19,7 @@ import test_ops_math as math_tests
 import test_ops_reduce as reduce_tests
 import test_ops_shape as shape_tests
 import test_ops_tensor_api as api_tests
+import test_orthogonal_polynomials as polynomial_tests
 import test_special_functions as special_tests
 import test_special_more as special_more_tests
 from conftest import on_target
@@ -122,3 +125,8 @@ test_lkj_cholesky = on_target(
 test_wishart = pytest.mark.filterwarnings("ignore:Singular sample:UserWarning")(
     on_target(matrix_distribution_tests.test_wishart_matches_torch)
 )
+
+# torch.special's Bessel functions and orthogonal polynomials
+test_bessel_jy = on_target(bessel_jy_tests.test_bessel_first_and_second_kind)
+test_bessel_k = on_target(bessel_k_tests.test_bessel_k_to_machine_precision)
+test_orthogonal_polynomials = on_target(polynomial_tests.test_polynomials_match_torch)
