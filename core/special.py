@@ -118,6 +118,7 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     return _nn.log_softmax(input, dim, dtype)
 
 
+from .ops.airy import airy_ai  # noqa: E402
 from .ops.bessel_jy import bessel_j0, bessel_j1, bessel_y0, bessel_y1  # noqa: E402
 from .ops.bessel_k import (  # noqa: E402
     modified_bessel_i0,
@@ -155,7 +156,7 @@ from .ops.special_functions import (  # noqa: E402 - grouped with the names they
 )
 
 __all__ = [
-    "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
+    "airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
     "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
     "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
     "chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v",

@@ -24,6 +24,18 @@ _STEP = 0.2
 _TINY = 1e-10
 
 
+def scaled_k_integral(xp, x, order: float):
+    """e^x K_order(x) for positive, finite x above 1e-10 (any real order), by the
+    trapezoidal rule on the integral representation."""
+    step = _STEP / xp.maximum(1.0, xp.sqrt(x))
+    k = xp.arange(_POINTS, dtype=np.float64)
+    t = step[..., None] * k
+    weight = xp.where(k == 0, 0.5, 1.0) * step[..., None]
+    half = xp.sinh(t / 2)
+    integrand = xp.exp(-x[..., None] * (2 * half * half)) * xp.cosh(order * t)
+    return (integrand * weight).sum(-1)
+
+
 def _bessel_k(input: Tensor, order: int, scaled: bool) -> Tensor:
     data = input._data
     dtype = data.dtype if data.dtype.kind == "f" else _dtype.get_default_dtype().np
@@ -31,13 +43,7 @@ def _bessel_k(input: Tensor, order: int, scaled: bool) -> Tensor:
     x = data.astype(np.float64)
     with np.errstate(all="ignore"):
         safe = xp.where((x > _TINY) & xp.isfinite(x), x, 1.0)
-        step = _STEP / xp.maximum(1.0, xp.sqrt(safe))
-        k = xp.arange(_POINTS, dtype=np.float64)
-        t = step[..., None] * k
-        weight = xp.where(k == 0, 0.5, 1.0) * step[..., None]
-        half = xp.sinh(t / 2)
-        integrand = xp.exp(-safe[..., None] * (2 * half * half)) * xp.cosh(order * t)
-        value = (integrand * weight).sum(-1)  # e^x K(x)
+        value = scaled_k_integral(xp, safe, order)  # e^x K(x)
         if not scaled:
             value = value * xp.exp(-safe)
         # the small-x series' leading terms

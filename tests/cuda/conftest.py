@@ -119,6 +119,7 @@ _REUSED = (
     "test_distributions_rsample",
     "test_distributions_kl_families",
     "test_distributions_matrix",
+    "test_airy",
     "test_bessel_jy",
     "test_bessel_k",
     "test_orthogonal_polynomials",

@@ -4,6 +4,7 @@ dtypes, shapes, gradients, at rtol 1e-6 in float64), run with tensors on device=
 from __future__ import annotations
 
 import pytest
+import test_airy as airy_tests
 import test_bessel_jy as bessel_jy_tests
 import test_bessel_k as bessel_k_tests
 import test_distributions as distribution_tests
@@ -130,3 +131,4 @@ test_wishart = pytest.mark.filterwarnings("ignore:Singular sample:UserWarning")(
 test_bessel_jy = on_target(bessel_jy_tests.test_bessel_first_and_second_kind)
 test_bessel_k = on_target(bessel_k_tests.test_bessel_k_to_machine_precision)
 test_orthogonal_polynomials = on_target(polynomial_tests.test_polynomials_match_torch)
+test_airy = on_target(airy_tests.test_airy_ai_matches_references_and_torch)
