@@ -239,11 +239,7 @@ def _kl_uniform_beta(p: Uniform, q: Beta) -> Tensor:
     width = p.high - p.low
     t2 = (q.concentration1 - 1) * (_x_log_x(p.high) - _x_log_x(p.low) - width) / width
     t3 = (q.concentration0 - 1) * (_x_log_x(1 - p.high) - _x_log_x(1 - p.low) + width) / width
-    t4 = (
-        _gamma.lgamma(q.concentration1)
-        + _gamma.lgamma(q.concentration0)
-        - _gamma.lgamma(q.concentration1 + q.concentration0)
-    )
+    t4 = q._log_normalizer(q.concentration1, q.concentration0)  # log B
     result = t3 + t4 - width.log() - t2
     return result.masked_fill((p.high > 1) | (p.low < 0), _INF)
 

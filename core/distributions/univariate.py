@@ -320,19 +320,25 @@ class Beta(ExponentialFamily):
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
         a, b = self.concentration1, self.concentration0
-        log_beta = _gamma.lgamma(a) + _gamma.lgamma(b) - _gamma.lgamma(a + b)
-        return xlogy(a - 1, value) + xlogy(b - 1, 1 - value) - log_beta
+        return xlogy(a - 1, value) + xlogy(b - 1, 1 - value) - self._log_normalizer(a, b)
 
     def entropy(self) -> Tensor:
         a, b = self.concentration1, self.concentration0
         total = a + b
-        log_beta = _gamma.lgamma(a) + _gamma.lgamma(b) - _gamma.lgamma(total)
         return (
-            log_beta
+            self._log_normalizer(a, b)
             - (a - 1) * _gamma.digamma(a)
             - (b - 1) * _gamma.digamma(b)
             + (total - 2) * _gamma.digamma(total)
         )
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.concentration1, self.concentration0)
+
+    def _log_normalizer(self, x, y) -> Tensor:
+        """log B(x, y), the log of the Beta function."""
+        return _gamma.lgamma(x) + _gamma.lgamma(y) - _gamma.lgamma(x + y)
 
 
 # ================================================================ discrete
@@ -352,13 +358,6 @@ def binary_parameter(dist, name: str):
 def _probs_or_logits(probs, logits) -> None:
     if (probs is None) == (logits is None):
         raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-
-    @property
-    def _natural_params(self) -> tuple:
-        return (self.concentration1, self.concentration0)
-
-    def _log_normalizer(self, x, y) -> Tensor:
-        return _gamma.lgamma(x) + _gamma.lgamma(y) - _gamma.lgamma(x + y)
 
 
 class _BinaryTrials(Distribution):
