@@ -121,16 +121,6 @@ class _IntegerInterval(Constraint):
         )
 
 
-class _NonNegativeInteger(Constraint):
-    is_discrete = True
-
-    def check(self, value):
-        return (value % 1 == 0) & (value >= 0)
-
-    def __repr__(self) -> str:
-        return "IntegerGreaterThan(lower_bound=0)"
-
-
 class _Simplex(Constraint):
     event_dim = 1
 
@@ -423,7 +413,7 @@ class constraints:  # noqa: N801 - torch's module name
     Constraint = Constraint
     unit_interval = _Interval(0.0, 1.0)
     boolean = _Boolean()
-    nonnegative_integer = _NonNegativeInteger()
+    nonnegative_integer = _IntegerGreaterThan(0)
     simplex = _Simplex()
     greater_than = _GreaterThan
     less_than = _LessThan
@@ -601,15 +591,20 @@ class ExponentialFamily(Distribution):
     def _mean_carrier_measure(self):
         raise NotImplementedError
 
-    def entropy(self) -> Tensor:
+    def _log_normalizer_with_gradients(self):
+        """The natural parameters (detached leaves), F at them, and grad F (recorded, so
+        that the result can be differentiated again): what both Bregman forms need."""
         from ..autograd import grad  # noqa: PLC0415
 
-        result = -self._mean_carrier_measure
         params = [p.detach().requires_grad_() for p in self._natural_params]
         with grad_mode.enable_grad():
             log_normalizer = self._log_normalizer(*params)
             gradients = grad(log_normalizer.sum(), params, create_graph=True)
-        result = result + log_normalizer
+        return params, log_normalizer, gradients
+
+    def entropy(self) -> Tensor:
+        params, log_normalizer, gradients = self._log_normalizer_with_gradients()
+        result = -self._mean_carrier_measure + log_normalizer
         for param, gradient in zip(params, gradients):
             term = param * gradient
             result = result - term.reshape(*self._batch_shape, -1).sum(-1)

@@ -57,18 +57,13 @@ def kl_divergence(p: Distribution, q: Distribution) -> Tensor:
 def _kl_exponential_family(p: ExponentialFamily, q: ExponentialFamily) -> Tensor:
     """Between two members of one exponential family, the Bregman divergence of the log
     normaliser: F(theta_q) - F(theta_p) - <theta_q - theta_p, grad F(theta_p)>."""
-    from ..autograd import grad, grad_mode  # noqa: PLC0415
-
     if type(p) is not type(q):
         raise NotImplementedError(
             "The cross KL-divergence between different exponential families cannot be "
             "computed using Bregman divergences"
         )
-    p_params = [t.detach().requires_grad_() for t in p._natural_params]
+    p_params, log_normalizer, gradients = p._log_normalizer_with_gradients()
     q_params = q._natural_params
-    with grad_mode.enable_grad():
-        log_normalizer = p._log_normalizer(*p_params)
-        gradients = grad(log_normalizer.sum(), p_params, create_graph=True)
     result = q._log_normalizer(*q_params) - log_normalizer
     n = len(q.event_shape)
     for p_param, q_param, gradient in zip(p_params, q_params, gradients):
