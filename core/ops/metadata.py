@@ -163,6 +163,13 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     return take(flat, Tensor._make(xp.asarray(index)))
 
 
+def orgqr(self: Tensor, tau: Tensor) -> Tensor:
+    """The Q of geqrf's Householder form (linalg.householder_product)."""
+    from .matrix_functions import householder_product  # noqa: PLC0415
+
+    return householder_product(self, tau)
+
+
 def _imag(self: Tensor):
     raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
 
@@ -187,9 +194,7 @@ TENSOR_METHODS = {
     "map_": map_,
     "nonzero_static": nonzero_static,
     "as_strided": as_strided,
-    "orgqr": lambda self, tau: __import__(
-        "shardgrad.ops.matrix_functions", fromlist=["householder_product"]
-    ).householder_product(self, tau),
+    "orgqr": orgqr,
     "to_dense": lambda self, dtype=None, **kw: self if dtype is None else self.to(dtype),
     "dim_order": lambda self: tuple(
         int(i) for i in np.argsort([-s for s in self.stride()], kind="stable")
