@@ -45,6 +45,14 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
     return module
 
 
+def weight_matrix(weight: Tensor, dim: int) -> Tensor:
+    """The weight as a matrix with dimension `dim` as its rows: what spectral norm
+    normalises (both the parametrization and the older hook)."""
+    if dim != 0:
+        weight = weight.permute(dim, *(d for d in range(weight.ndim) if d != dim))
+    return weight.reshape(weight.shape[0], -1)
+
+
 class _SpectralNorm(Module):
     """W / sigma(W), sigma estimated by power iteration on the buffers _u and _v (updated in
     training mode), as in torch."""
@@ -77,9 +85,7 @@ class _SpectralNorm(Module):
             self._power_method(matrix, 15)
 
     def _matrix(self, weight: Tensor) -> Tensor:
-        if self.dim != 0:
-            weight = weight.permute(self.dim, *(d for d in range(weight.ndim) if d != self.dim))
-        return weight.flatten(1)
+        return weight_matrix(weight, self.dim)
 
     def _power_method(self, matrix: Tensor, iterations: int) -> None:
         from ...autograd import grad_mode  # noqa: PLC0415
